@@ -1,0 +1,23 @@
+"""Hypothesis profiles: `dev` (default for pytest), `ci` (deterministic, selected by tox) and `check`
+(deterministic, for `python -m harness check`). HYPOTHESIS_PROFILE overrides the default."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+
+def register_profiles() -> None:
+    settings.register_profile("dev", max_examples=100, **_COMMON)
+    settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_COMMON)
+    settings.register_profile("check", max_examples=50, derandomize=True, database=None, **_COMMON)
+
+
+def load_profile(default: str) -> str:
+    register_profiles()
+    name = os.environ.get("HYPOTHESIS_PROFILE", default)
+    settings.load_profile(name)
+    return name

@@ -1,0 +1,74 @@
+"""The closed vocabulary of invariants: a name maps to one function, used by pytest and `harness check`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from harness.invariants.context import CheckContext, InvariantViolation
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Check = Callable[[CheckContext, BaseModel], str]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    name: str
+    check: Check  # returns a one-line summary of what held; raises InvariantViolation otherwise
+    options: type[BaseModel]
+
+    @property
+    def summary(self) -> str:
+        return (self.check.__doc__ or "").strip().splitlines()[0]
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    ok: bool
+    message: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.message}"
+
+
+INVARIANTS: dict[str, Invariant] = {}
+
+
+def invariant(name: str, options: type[BaseModel] = NoOptions) -> Callable[[Check], Check]:
+    def decorator(check: Check) -> Check:
+        if name in INVARIANTS:
+            raise ValueError(f"invariant {name!r} is already registered")
+        INVARIANTS[name] = Invariant(name, check, options)
+        return check
+
+    return decorator
+
+
+def run_invariant(name: str, ctx: CheckContext) -> Result:
+    """Run one of the spec's invariants with the spec's options; a violation is a result, not an exception."""
+    entry = INVARIANTS[name]
+    options = entry.options.model_validate(ctx.spec.invariants.get(name) or {})
+    try:
+        return Result(name, True, entry.check(ctx, options))
+    except AssertionError as error:  # InvariantViolation, or a falsified hypothesis property
+        text = " ".join(str(error).split()) or type(error).__name__
+        notes = " ".join(getattr(error, "__notes__", []))
+        return Result(name, False, f"{text} {notes}".strip())
+
+
+__all__ = [
+    "INVARIANTS",
+    "CheckContext",
+    "Invariant",
+    "InvariantViolation",
+    "Result",
+    "invariant",
+    "run_invariant",
+]

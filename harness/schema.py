@@ -1,0 +1,143 @@
+"""The spec schema: what every `spec/<method>.yaml` must state, strictly (unknown keys are errors).
+
+Only the shape of the data lives here; checks that need the method registry, the model file or a built
+model (method arguments, globs, invariant names) live in `harness.spec`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
+SUPERGLUE_TASKS = ("boolq", "cb", "copa", "multirc", "record", "wic")
+TaskName = Literal[
+    "cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte",
+    "boolq", "cb", "copa", "multirc", "record", "wic",
+]  # fmt: skip
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paper(Strict):
+    """Which paper, and which version of it, the spec transcribes."""
+
+    title: str
+    arxiv: Annotated[str, Field(pattern=r"^\d{4}\.\d{4,5}$")]
+    version: Annotated[str, Field(pattern=r"^v\d+$")]
+    where: str  # where the method is described (section title), free text
+
+
+class MethodRef(Strict):
+    name: str  # a registry key; checked against the registry by harness.spec
+    args: dict[str, Any] = Field(default_factory=dict)  # checked against the builder's signature
+
+
+class Budget(Strict):
+    """The trainable-parameter count on the spec's model, and the paper's percentage with its source."""
+
+    trainable_params: NonNegativeInt | None = None
+    published_percent: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
+    source: str | None = None  # where the published percentage is printed
+
+    @model_validator(mode="after")
+    def _published_needs_source(self) -> Budget:
+        if self.published_percent is not None and not self.source:
+            raise ValueError("published_percent needs a source (paper version, table or section)")
+        return self
+
+
+class NormalInit(Strict):
+    params: str  # glob over parameter names
+    distribution: Literal["normal"]
+    mean: float = 0.0
+    std: PositiveFloat
+
+
+class UniformInit(Strict):
+    params: str
+    distribution: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> UniformInit:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class GlorotUniformInit(Strict):
+    """U(−b, b), b = gain·√(6 / (rows + cols)) over the last two dims of each tensor."""
+
+    params: str
+    distribution: Literal["glorot_uniform"]
+    gain: PositiveFloat = 1.0
+
+
+class ConstantInit(Strict):
+    params: str
+    distribution: Literal["zeros", "ones"]
+
+
+InitRule = Annotated[NormalInit | UniformInit | GlorotUniformInit | ConstantInit, Field(discriminator="distribution")]
+
+
+class Epochs(Strict):
+    default: PositiveInt
+    per_task: dict[TaskName, PositiveInt] = Field(default_factory=dict)
+
+
+class Training(Strict):
+    """The training recipe (FACTS.md: the released code's settings, the paper's epochs)."""
+
+    optimizer: Literal["adamw"] = "adamw"
+    learning_rate: PositiveFloat
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    adam_epsilon: PositiveFloat = 1e-8
+    lr_scheduler: Literal["linear"] = "linear"
+    warmup_steps: NonNegativeInt = 500
+    max_grad_norm: PositiveFloat = 1.0
+    batch_size: PositiveInt
+    gradient_accumulation_steps: PositiveInt = 1
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    seed: int = 42
+    data_seed: int = 42
+    precision: Literal["fp32", "bf16"] = "fp32"
+    source_length: PositiveInt = 128
+    generation_max_length: PositiveInt = 20
+    epochs: Epochs
+
+
+class Tasks(Strict):
+    names: Annotated[list[TaskName], Field(min_length=1)]
+    prefix_task_name: bool  # prepend "<task> " to the source text (full FT, BitFit, prompts, SAID)
+    low_resource_sizes: list[PositiveInt] = Field(default_factory=list)
+
+
+class PublishedScore(Strict):
+    """A number the paper prints, with where it is printed; never invented."""
+
+    task: str  # a task name, "glue" or "superglue" for averages
+    metric: str
+    value: float
+    tolerance: Annotated[float, Field(ge=0.0)]
+    source: str
+
+
+class Spec(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    description: str
+    paper: Paper
+    method: MethodRef
+    model: str  # a file in spec/models/ (without .yaml)
+    trainable: Annotated[list[str], Field(min_length=1)]
+    budget: Budget
+    init: list[InitRule] = Field(default_factory=list)
+    invariants: Annotated[dict[str, dict[str, Any] | None], Field(min_length=1)]
+    training: Training
+    tasks: Tasks
+    published: list[PublishedScore] = Field(default_factory=list)

@@ -1,0 +1,157 @@
+"""Parameterised hypercomplex multiplication (PHM) layers, Compacter §3.
+
+A PHM layer is a linear map whose weight is a sum of Kronecker products (paper, Eq. 3):
+
+    y = x H + b,     H = Σ_{i=1..n} A_i ⊗ B_i,
+
+with A_i ∈ R^{n×n} (the "rule"), B_i ∈ R^{(in/n)×(out/n)} and b ∈ R^{out}. The LPHM variant
+(Compacter, Eq. 5) factorises every B_i = s_i t_iᵀ with s_i ∈ R^{(in/n)×r}, t_i ∈ R^{r×(out/n)}.
+
+The rule A may belong to the layer or be shared by many layers (Compacter shares one A across all
+layers of a model): a shared rule is held by a `PHMRule` module registered once, elsewhere in the
+model, and each layer keeps an unregistered reference to that module, so the parameter is one object,
+listed and counted once, and receives gradient from every layer that uses it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def glorot_uniform_(tensor: torch.Tensor, gain: float = math.sqrt(2.0)) -> torch.Tensor:
+    """Xavier/Glorot-uniform init applied independently to every (rows, cols) slice of the last two dims.
+
+    This is the released code's `glorot_uniform` (gain √2) applied per i to B_i, s_i or t_i:
+    bound = gain · sqrt(6 / (rows + cols)).
+    """
+    rows, cols = tensor.shape[-2], tensor.shape[-1]
+    bound = gain * math.sqrt(6.0 / (rows + cols))
+    with torch.no_grad():
+        return tensor.uniform_(-bound, bound)
+
+
+class PHMRule(nn.Module):
+    """The rule tensor A = (A_1, …, A_n), A_i ∈ R^{n×n}, initialised A ~ N(0, std²)."""
+
+    def __init__(self, n: int, init_std: float) -> None:
+        super().__init__()
+        self.n = n
+        self.init_std = init_std
+        self.phm_rule = nn.Parameter(torch.empty(n, n, n))  # (n, n, n): A_i = phm_rule[i]
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.phm_rule.normal_(mean=0.0, std=self.init_std)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, init_std={self.init_std}"
+
+
+class PHMLinear(nn.Module):
+    """y = x (Σ_i A_i ⊗ B_i) + b, with B_i full (rank=None) or B_i = s_i t_iᵀ of rank r.
+
+    Args:
+        in_features, out_features: both must be divisible by n.
+        n: number of Kronecker summands (the hypercomplex dimension).
+        rank: None for a full B (PHM-Adapter), or r ≥ 1 for the factorised LPHM (Compacter).
+        shared_rule: a `PHMRule` registered elsewhere whose A this layer uses; None gives the layer
+            its own A, initialised N(0, rule_init_std²).
+        rule_init_std: std of a per-layer rule (ignored when shared_rule is given).
+        weight_init_gain: the Glorot-uniform gain for B (or s and t).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        n: int,
+        rank: int | None = None,
+        shared_rule: PHMRule | None = None,
+        rule_init_std: float = 0.01,
+        weight_init_gain: float = math.sqrt(2.0),
+    ) -> None:
+        super().__init__()
+        if n < 1 or in_features % n or out_features % n:
+            raise ValueError(f"n={n} must divide in_features={in_features} and out_features={out_features}")
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be a positive integer or None, got {rank}")
+        if shared_rule is not None and shared_rule.n != n:
+            raise ValueError(f"shared rule has n={shared_rule.n}, layer has n={n}")
+        self.in_features, self.out_features, self.n, self.rank = in_features, out_features, n, rank
+        self.weight_init_gain = weight_init_gain
+        p, q = in_features // n, out_features // n
+        if shared_rule is None:
+            self.own_rule = PHMRule(n, rule_init_std)
+            self._shared_rule: tuple[PHMRule, ...] = ()
+        else:
+            self.own_rule = None
+            # A tuple keeps the module out of self._modules: it is registered (and counted) once, by its owner.
+            self._shared_rule = (shared_rule,)
+        if rank is None:
+            self.phm_weight = nn.Parameter(torch.empty(n, p, q))  # (n, in/n, out/n): B_i
+        else:
+            self.phm_weight_left = nn.Parameter(torch.empty(n, p, rank))  # (n, in/n, r): s_i
+            self.phm_weight_right = nn.Parameter(torch.empty(n, rank, q))  # (n, r, out/n): t_i
+        self.bias = nn.Parameter(torch.empty(out_features))  # (out,)
+        self.reset_parameters()
+
+    @property
+    def rule_module(self) -> PHMRule:
+        """The PHMRule this layer uses: its own or the shared one."""
+        return self.own_rule if self.own_rule is not None else self._shared_rule[0]
+
+    @property
+    def rule(self) -> torch.Tensor:
+        """A: (n, n, n)."""
+        return self.rule_module.phm_rule
+
+    @property
+    def rule_is_shared(self) -> bool:
+        return self.own_rule is None
+
+    def share_rule(self, rule: PHMRule) -> None:
+        """Use `rule`, registered elsewhere, as A from now on (the layer's own rule, if any, is dropped)."""
+        if rule.n != self.n:
+            raise ValueError(f"rule has n={rule.n}, layer has n={self.n}")
+        self.own_rule = None
+        self._shared_rule = (rule,)
+
+    def reset_parameters(self) -> None:
+        if self.rank is None:
+            glorot_uniform_(self.phm_weight, self.weight_init_gain)
+        else:
+            glorot_uniform_(self.phm_weight_left, self.weight_init_gain)
+            glorot_uniform_(self.phm_weight_right, self.weight_init_gain)
+        with torch.no_grad():
+            self.bias.zero_()
+
+    def blocks(self) -> torch.Tensor:
+        """B: (n, in/n, out/n), materialised from s tᵀ for the factorised layer."""
+        if self.rank is None:
+            return self.phm_weight
+        return self.phm_weight_left @ self.phm_weight_right  # (n, p, r) @ (n, r, q) -> (n, p, q)
+
+    def kronecker_weight(self) -> torch.Tensor:
+        """H = Σ_i A_i ⊗ B_i: (in, out).
+
+        (A_i ⊗ B_i)[a·p + u, c·q + v] = A_i[a, c] · B_i[u, v], so H is the (a, u, c, v) tensor
+        Σ_i A_i[a, c] B_i[u, v] laid out as (n·p, n·q).
+        """
+        a, b = self.rule, self.blocks()  # (n, n, n), (n, p, q)
+        n, p, q = b.shape
+        return torch.einsum("iac,iuv->aucv", a, b).reshape(n * p, n * q)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (..., in) -> (..., out); F.linear computes x Wᵀ + b, so pass Hᵀ: (out, in).
+        return F.linear(x, self.kronecker_weight().t(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, n={self.n}, "
+            f"rank={self.rank}, shared_rule={self.rule_is_shared}"
+        )

@@ -1,0 +1,94 @@
+"""The method registry: one builder per method name, looked up with a did-you-mean.
+
+A builder is `build(model, *, arg=default, ...) -> None`: it modifies a T5ForConditionalGeneration in
+place (adds modules, hooks, parameters). Its keyword arguments are the method's spec arguments; the spec
+loader validates a spec against this signature.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+Builder = Callable[..., None]
+
+
+class UnknownMethodError(KeyError):
+    """No method is registered under that name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known methods: {', '.join(known)}"
+        self.message = f"unknown method {name!r}{hint}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class MethodArgumentError(ValueError):
+    """A method argument is invalid for this model (e.g. n does not divide the bottleneck)."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument, self.message = argument, message
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    build: Builder
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.build) or "").splitlines()[0] if self.build.__doc__ else ""
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The builder's keyword arguments (everything after `model`)."""
+        params = list(inspect.signature(self.build).parameters.values())
+        return {p.name: p for p in params[1:]}
+
+    def defaults(self) -> dict[str, Any]:
+        return {name: p.default for name, p in self.parameters().items() if p.default is not inspect.Parameter.empty}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: register `build` under `name` (the spec, module and parameter-prefix name)."""
+
+    def decorator(build: Builder) -> Builder:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} is already registered")
+        METHODS[name] = Method(name, build)
+        return build
+
+    return decorator
+
+
+def _load_methods() -> None:
+    importlib.import_module("impl.methods")
+
+
+def names() -> list[str]:
+    _load_methods()
+    return sorted(METHODS)
+
+
+def get(name: str) -> Method:
+    _load_methods()
+    if name not in METHODS:
+        raise UnknownMethodError(name, sorted(METHODS))
+    return METHODS[name]
+
+
+def apply_method(model: nn.Module, name: str, args: dict[str, Any] | None = None) -> None:
+    """Build method `name` into `model` in place."""
+    get(name).build(model, **(args or {}))

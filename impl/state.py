@@ -1,0 +1,59 @@
+"""Save and load only the trainable tensors (the adapter, plus e.g. layer norms) in safetensors.
+
+A checkpoint holds exactly the parameters with `requires_grad`, under their `named_parameters()` names
+(a shared tensor once). Loading checks the names and shapes match the model's trainable set exactly,
+so a checkpoint from another method or another configuration is refused, never half-applied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint's tensors do not match the model's trainable parameters."""
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """name -> tensor for every trainable parameter (contiguous CPU copies)."""
+    return {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def save_trainable(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Write the trainable tensors to `path` (safetensors); refuses to overwrite an existing file."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; remove it or choose another path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), str(path), metadata=metadata or {})
+    return path
+
+
+def load_trainable(model: nn.Module, path: str | Path) -> dict[str, str]:
+    """Copy the tensors of `path` into the model's trainable parameters; returns the file's metadata."""
+    path = Path(path)
+    parameters = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    with safe_open(str(path), framework="pt", device="cpu") as handle:
+        keys = set(handle.keys())
+        missing, unexpected = sorted(parameters.keys() - keys), sorted(keys - parameters.keys())
+        if missing or unexpected:
+            raise CheckpointMismatchError(
+                f"{path}: {len(missing)} trainable parameter(s) missing (e.g. {missing[:3]}), "
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+            )
+        tensors = {name: handle.get_tensor(name) for name in sorted(keys)}
+        metadata = handle.metadata() or {}
+    for name, tensor in tensors.items():
+        if tensor.shape != parameters[name].shape:
+            raise CheckpointMismatchError(
+                f"{path}: {name} has shape {tuple(tensor.shape)}, model expects {tuple(parameters[name].shape)}"
+            )
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            parameters[name].copy_(tensor)
+    return metadata
