@@ -65,7 +65,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     load_profile("check")
     loaded = load_spec(args.spec)
-    check_model = model_file_for(loaded.path, args.model)
+    check_model = model_file_for(loaded.path, args.model, "--model")
     names = args.only or list(loaded.spec.invariants)
     unknown = [name for name in names if name not in loaded.spec.invariants]
     if unknown:
@@ -140,7 +140,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(loaded.resolved, indent=2))
     else:
-        print(yaml.safe_dump(loaded.resolved, sort_keys=False, allow_unicode=True), end="")
+        print(yaml.safe_dump(loaded.resolved, sort_keys=False, allow_unicode=True, width=110), end="")
     return EXIT_OK
 
 

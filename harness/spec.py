@@ -145,13 +145,13 @@ def load_model_file(path: Path) -> ModelFile:
     return model_file
 
 
-def model_file_for(spec_path: Path, name: str) -> ModelFile:
-    """`models/<name>.yaml` beside the spec; SpecError naming the spec's `model` key if absent."""
+def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
+    """`models/<name>.yaml` beside the spec; SpecError naming `key` (the spec's `model`, or `--model`)."""
     folder = models_dir(spec_path)
     candidate = folder / f"{name}.yaml"
     if not candidate.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise SpecError([f"{spec_path}: model: no model file {candidate}{did_you_mean(name, known)}"])
+        raise SpecError([f"{spec_path}: {key}: no model file {candidate}{did_you_mean(name, known)}"])
     return load_model_file(candidate)
 
 
@@ -238,7 +238,7 @@ def load_spec(path: str | Path, model: str | None = None, build: bool = True) ->
         errors.append(f"{path}: name: {spec.name!r} must equal the file name {path.stem!r}")
     model_file = None
     try:
-        model_file = model_file_for(path, model or spec.model)
+        model_file = model_file_for(path, model or spec.model, "--model" if model else "model")
     except SpecError as error:
         errors += error.errors
     arguments, method_errors = check_method(path, spec)
@@ -248,7 +248,8 @@ def load_spec(path: str | Path, model: str | None = None, build: bool = True) ->
         errors += check_built(path, spec, model_file, arguments)
     if errors:
         raise SpecError(errors)
-    resolved = deep_merge(data, {"method": {"args": arguments}})
+    merged = deep_merge(data, {"method": {"args": arguments}})
+    resolved = {key: merged[key] for key in Spec.model_fields if key in merged}  # the schema's order
     return LoadedSpec(path=path, spec=spec, model_file=model_file, resolved=resolved)
 
 

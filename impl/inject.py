@@ -1,6 +1,6 @@
 """Insert named modules into the stock transformers T5 and choose what trains.
 
-Placement (Compacter §2, Fig. 2; the released code): an adapter acts on the output of a sub-layer
+Placement (the paper's Fig. 2 and the released code): an adapter acts on the output of a sub-layer
 F, before T5's dropout and residual,
 
     h ← h + dropout(A(F(LN(h)))),

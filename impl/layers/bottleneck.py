@@ -1,4 +1,4 @@
-"""The bottleneck adapter shared by the adapter family (Houlsby et al. 2019; Compacter §2, Eq. 1).
+"""The bottleneck adapter shared by the adapter family (Houlsby et al. 2019, as used in the Compacter paper).
 
     A(y) = y + U(act(D(y))),
 

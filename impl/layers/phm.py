@@ -1,11 +1,11 @@
-"""Parameterised hypercomplex multiplication (PHM) layers, Compacter §3.
+"""Parameterised hypercomplex multiplication (PHM) layers, as defined in the Compacter paper.
 
-A PHM layer is a linear map whose weight is a sum of Kronecker products (paper, Eq. 3):
+A PHM layer is a linear map whose weight is a sum of Kronecker products (the paper's PHM layer):
 
     y = x H + b,     H = Σ_{i=1..n} A_i ⊗ B_i,
 
 with A_i ∈ R^{n×n} (the "rule"), B_i ∈ R^{(in/n)×(out/n)} and b ∈ R^{out}. The LPHM variant
-(Compacter, Eq. 5) factorises every B_i = s_i t_iᵀ with s_i ∈ R^{(in/n)×r}, t_i ∈ R^{r×(out/n)}.
+(Compacter's low-rank PHM) factorises every B_i = s_i t_iᵀ with s_i ∈ R^{(in/n)×r}, t_i ∈ R^{r×(out/n)}.
 
 The rule A may belong to the layer or be shared by many layers (Compacter shares one A across all
 layers of a model): a shared rule is held by a `PHMRule` module registered once, elsewhere in the

@@ -1,4 +1,4 @@
-"""Compacter (Compacter §3.3): LPHM bottleneck adapters after self-attention and feed-forward.
+"""Compacter: LPHM bottleneck adapters after self-attention and feed-forward.
 
 Each adapter is A(y) = y + U(gelu_new(D(y))) with D, U low-rank PHM layers
 
@@ -6,7 +6,7 @@ Each adapter is A(y) = y + U(gelu_new(D(y))) with D, U low-rank PHM layers
 
 one rule A ∈ R^{n×n×n} shared by every PHM layer of the model (registered once as `compacter.phm_rule`),
 A ~ N(0, 1e-4²), s_i, t_i Glorot-uniform (gain √2), b = 0. The paper's t5-base setting is n = 4,
-r = 1, d = 768 / 32 = 24: 4L(k + d) + n³ adapter weights plus biases (Eq. 6).
+r = 1, d = 768 / 32 = 24: 4L(k + d) + n³ adapter weights plus biases (the paper's count).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compacter++ (Compacter §3.3): Compacter adapters after the feed-forward sub-layer only.
+"""Compacter++: Compacter adapters after the feed-forward sub-layer only.
 
 Same layers and inits as Compacter, y = x (Σ_i A_i ⊗ s_i t_iᵀ) + b with one shared A, but only on the
 output of T5LayerFF (24 adapters, 48 PHM layers on t5-base), following Pfeiffer et al. (2021), who found

@@ -1,4 +1,4 @@
-"""PHM-Adapter (Compacter §3.2): PHM bottleneck adapters, full B_i and a rule A per layer.
+"""PHM-Adapter: PHM bottleneck adapters, full B_i and a rule A per layer.
 
 Each adapter is A(y) = y + U(gelu_new(D(y))) with D, U PHM layers
 
