@@ -21,6 +21,8 @@ CHECK_MODEL = "t5_tiny"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.spec_dir is not None and not args.spec_dir.is_dir():
+        raise SpecError([f"{args.spec_dir}: (top level): no such spec folder"])
     paths = args.specs or spec_files(args.spec_dir)
     if not paths:
         print(f"{args.spec_dir or default_spec_dir()}: no spec files (*.yaml) found", file=sys.stderr)
@@ -90,6 +92,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from harness.invariants import INVARIANTS
     from impl.registry import get, names
 
+    if args.spec_dir is not None and not args.spec_dir.is_dir():
+        raise SpecError([f"{args.spec_dir}: (top level): no such spec folder"])
     specs = {}
     for path in spec_files(args.spec_dir):
         try:

@@ -17,7 +17,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 class T5Architecture(BaseModel):
     """The T5Config fields that define the architecture (all others keep transformers' defaults)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     vocab_size: PositiveInt
     d_model: PositiveInt
@@ -40,7 +40,7 @@ class T5Architecture(BaseModel):
 class ModelFile(BaseModel):
     """`spec/models/<name>.yaml`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str
     description: str

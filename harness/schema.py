@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 SUPERGLUE_TASKS = ("boolq", "cb", "copa", "multirc", "record", "wic")
@@ -19,7 +29,9 @@ TaskName = Literal[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors; no coercion (`true` is not 1, "3" is not 3; an int is a valid float)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Paper(Strict):
@@ -41,13 +53,14 @@ class Budget(Strict):
 
     trainable_params: NonNegativeInt | None = None
     published_percent: Annotated[float, Field(ge=0.0, le=100.0)] | None = None
-    source: str | None = None  # where the published percentage is printed
+    source: str | None = Field(None, validate_default=True)  # where the published percentage is printed
 
-    @model_validator(mode="after")
-    def _published_needs_source(self) -> Budget:
-        if self.published_percent is not None and not self.source:
+    @field_validator("source")
+    @classmethod
+    def _published_needs_source(cls, source: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("published_percent") is not None and not source:
             raise ValueError("published_percent needs a source (paper version, table or section)")
-        return self
+        return source
 
 
 class NormalInit(Strict):

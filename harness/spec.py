@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Strict, ValidationError, create_model
 
 from harness.models import ModelFile, models_dir
 from harness.schema import Spec
@@ -66,29 +68,65 @@ def format_loc(loc: tuple) -> str:
     return text or "(top level)"
 
 
+def clean_loc(loc: tuple) -> tuple:
+    """Drop pydantic's bookkeeping from a location: the tag of a tagged union (`init[0].normal.std` ->
+    `init[0].std`) and the `[key]` marker of an invalid mapping key."""
+    kept = []
+    for index, part in enumerate(loc):
+        after_init_index = index >= 2 and loc[index - 2] == "init" and isinstance(loc[index - 1], int)
+        if (after_init_index and part in _INIT_TAGS) or part == "[key]":
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
+_INIT_TAGS = {"normal", "uniform", "glorot_uniform", "zeros", "ones"}
+
+
 def pydantic_errors(path: Path, error: ValidationError, prefix: tuple = ()) -> list[str]:
     lines = []
     for item in error.errors():
-        loc = prefix + tuple(p for p in item["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
-        message = item["msg"]
+        loc = prefix + clean_loc(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         elif item["type"] == "missing":
             message = "required key is missing"
+        elif "[key]" in item["loc"]:
+            message = f"invalid key {item['input']!r}: {message}"
         lines.append(f"{path}: {format_loc(loc)}: {message}")
     return lines
 
 
-# pydantic puts the discriminator value of a tagged union into error locations; drop it from key paths.
-_UNION_TAGS = {"normal", "uniform", "glorot_uniform", "zeros", "ones"}
+class SpecLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (nothing but plain data), reading `1e-4` as a float as YAML 1.2 does.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-4`) and `1e-4` is a string.
+    """
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.VERBOSE,
+    ),
+    list("-+0123456789."),
+)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from `path`, or SpecError naming the file (and line) for anything else."""
+    if path.is_dir():
+        raise SpecError([f"{path}: (top level): is a folder, expected a YAML file"])
     if not path.is_file():
-        raise SpecError([f"{path}: file not found"])
+        raise SpecError([f"{path}: (top level): file not found"])
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SpecLoader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
@@ -155,26 +193,47 @@ def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
     return load_model_file(candidate)
 
 
+def strict_scalars(annotation: Any) -> Any:
+    """The annotation with every int/float/bool/str made strict (so `n: true` is not 1 and `n: 4.5` is
+    refused); containers stay lax so a YAML list fills a tuple."""
+    if annotation in (int, float, bool, str):
+        return Annotated[annotation, Strict()]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(strict_scalars(a) for a in args)]  # noqa: UP007 (built from a tuple)
+    if origin in (tuple, list) and args:
+        return origin[tuple(a if a is Ellipsis else strict_scalars(a) for a in args)]
+    return annotation
+
+
 def arguments_model(method) -> type[BaseModel]:
     """A pydantic model of the builder's keyword arguments (types from its annotations, extra forbidden)."""
     hints = typing.get_type_hints(method.build)
     fields = {}
     for name, parameter in method.parameters().items():
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[name] = (hints.get(name, Any), default)
+        fields[name] = (strict_scalars(hints.get(name, Any)), default)
     return create_model(f"{method.name}_arguments", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
 
 
-def check_method(path: Path, spec: Spec) -> tuple[dict[str, Any] | None, list[str]]:
-    """The method's full arguments (defaults filled in) or the errors against registry and signature."""
+def check_method(path: Path, method_data: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    """The method's full arguments (defaults filled in), or the errors against registry and signature.
+
+    Works on the raw `method:` mapping, so these errors are reported even when the schema found others.
+    """
     from impl.registry import UnknownMethodError, get
 
+    if not isinstance(method_data, dict) or not isinstance(method_data.get("name"), str):
+        return None, []  # the schema reports the shape
     try:
-        method = get(spec.method.name)
+        method = get(method_data["name"])
     except UnknownMethodError as error:
         return None, [f"{path}: method.name: {error.message}"]
+    args = method_data.get("args") or {}
+    if not isinstance(args, dict):
+        return None, []
     try:
-        arguments = arguments_model(method).model_validate(spec.method.args)
+        arguments = arguments_model(method).model_validate(args)
     except ValidationError as error:
         accepted = ", ".join(method.parameters())
         lines = pydantic_errors(path, error, prefix=("method", "args"))
@@ -185,13 +244,16 @@ def check_method(path: Path, spec: Spec) -> tuple[dict[str, Any] | None, list[st
     return arguments.model_dump(mode="json"), []
 
 
-def check_invariants(path: Path, spec: Spec) -> list[str]:
+def check_invariants(path: Path, invariants: Any) -> list[str]:
+    """Names against the closed vocabulary (did-you-mean), options against each invariant's options."""
     from harness.invariants import INVARIANTS
 
+    if not isinstance(invariants, dict):
+        return []  # the schema reports the shape
     errors = []
-    for name, options in spec.invariants.items():
+    for name, options in invariants.items():
         if name not in INVARIANTS:
-            errors.append(f"{path}: invariants.{name}: unknown invariant{did_you_mean(name, sorted(INVARIANTS))}")
+            errors.append(f"{path}: invariants.{name}: unknown invariant{did_you_mean(str(name), sorted(INVARIANTS))}")
             continue
         try:
             INVARIANTS[name].options.model_validate(options or {})
@@ -229,21 +291,23 @@ def load_spec(path: str | Path, model: str | None = None, build: bool = True) ->
     """
     path = Path(path)
     data = resolve_defaults(path, read_yaml(path))
+    errors, spec, model_file = [], None, None
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
-        raise SpecError(pydantic_errors(path, error)) from None
-    errors = []
-    if spec.name != path.stem:
-        errors.append(f"{path}: name: {spec.name!r} must equal the file name {path.stem!r}")
-    model_file = None
-    try:
-        model_file = model_file_for(path, model or spec.model, "--model" if model else "model")
-    except SpecError as error:
-        errors += error.errors
-    arguments, method_errors = check_method(path, spec)
+        errors += pydantic_errors(path, error)
+    name = data.get("name")
+    if isinstance(name, str) and name != path.stem:
+        errors.append(f"{path}: name: {name!r} must equal the file name {path.stem!r}")
+    model_name = model or data.get("model")
+    if isinstance(model_name, str):
+        try:
+            model_file = model_file_for(path, model_name, "--model" if model else "model")
+        except SpecError as error:
+            errors += error.errors
+    arguments, method_errors = check_method(path, data.get("method"))
     errors += method_errors
-    errors += check_invariants(path, spec)
+    errors += check_invariants(path, data.get("invariants"))
     if build and not errors:
         errors += check_built(path, spec, model_file, arguments)
     if errors:

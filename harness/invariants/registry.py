@@ -51,16 +51,29 @@ def invariant(name: str, options: type[BaseModel] = NoOptions) -> Callable[[Chec
     return decorator
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def run_invariant(name: str, ctx: CheckContext) -> Result:
-    """Run one of the spec's invariants with the spec's options; a violation is a result, not an exception."""
+    """Run one of the spec's invariants with the spec's options; a violation is a result, not an exception.
+
+    A check that cannot even run (the implementation raises) fails too, saying what was raised; a method
+    argument the check model cannot take (MethodArgumentError) is bad input and propagates.
+    """
+    from impl.registry import MethodArgumentError
+
     entry = INVARIANTS[name]
     options = entry.options.model_validate(ctx.spec.invariants.get(name) or {})
     try:
         return Result(name, True, entry.check(ctx, options))
     except AssertionError as error:  # InvariantViolation, or a falsified hypothesis property
-        text = " ".join(str(error).split()) or type(error).__name__
         notes = " ".join(getattr(error, "__notes__", []))
-        return Result(name, False, f"{text} {notes}".strip())
+        return Result(name, False, one_line(f"{error or type(error).__name__} {notes}"))
+    except MethodArgumentError:
+        raise
+    except Exception as error:  # reported as a failure, never swallowed
+        return Result(name, False, one_line(f"the check raised {type(error).__name__}: {error}"))
 
 
 __all__ = [

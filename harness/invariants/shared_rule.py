@@ -22,6 +22,11 @@ def loss_of(model, batch) -> torch.Tensor:
     return model(**batch).loss
 
 
+def gradient(parameter: torch.Tensor) -> torch.Tensor:
+    """The accumulated gradient; zeros when none reached the parameter (`.grad` is None)."""
+    return torch.zeros_like(parameter) if parameter.grad is None else parameter.grad.detach().clone()
+
+
 @invariant("shared_rule")
 def shared_rule(ctx: CheckContext, options: NoOptions) -> str:
     """One A object for all PHM layers, counted once, fed gradient by every layer (one A per layer if unshared)."""
@@ -47,7 +52,7 @@ def shared_rule(ctx: CheckContext, options: NoOptions) -> str:
     batch = ctx.batch()
     model.zero_grad(set_to_none=True)
     loss_of(model, batch).backward()
-    shared_grad = rule.grad.detach().clone()
+    shared_grad = gradient(rule)
 
     holder = layers[0][1].rule_module
     copies = []
@@ -62,10 +67,11 @@ def shared_rule(ctx: CheckContext, options: NoOptions) -> str:
     finally:
         for _, layer in layers:
             layer.share_rule(holder)
-    silent = [name for (name, _), a_k in zip(layers, copies, strict=True) if not a_k.grad.abs().sum() > 0]
+    grads = [gradient(a_k) for a_k in copies]
+    silent = [name for (name, _), g in zip(layers, grads, strict=True) if not g.abs().sum() > 0]
     if silent:
         raise InvariantViolation(f"{len(silent)} PHM layers feed no gradient into A, e.g. {silent[:3]}")
-    summed = torch.stack([a_k.grad for a_k in copies]).sum(0)
+    summed = torch.stack(grads).sum(0)
     if not torch.allclose(shared_grad, summed, rtol=1e-9, atol=1e-12):
         difference = (shared_grad - summed).abs().max().item()
         raise InvariantViolation(f"∂L/∂A differs from Σ_k ∂L/∂A_k by {difference:.3g}")

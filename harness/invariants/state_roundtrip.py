@@ -10,7 +10,7 @@ from safetensors import safe_open
 
 from harness.invariants.context import CheckContext, InvariantViolation, logits
 from harness.invariants.registry import NoOptions, invariant
-from impl.state import load_trainable, save_trainable
+from impl.state import CheckpointMismatchError, load_trainable, save_trainable
 
 
 @invariant("state_roundtrip")
@@ -33,9 +33,12 @@ def state_roundtrip(ctx: CheckContext, options: NoOptions) -> str:
         with safe_open(str(path), framework="pt") as handle:
             saved = set(handle.keys())
         size = path.stat().st_size
-        load_trainable(target, path)
-    if saved != trainable:
-        raise InvariantViolation(f"the file holds {len(saved)} tensors, the model trains {len(trainable)}")
+        if saved != trainable:
+            raise InvariantViolation(f"the file holds {len(saved)} tensors, the model trains {len(trainable)}")
+        try:
+            load_trainable(target, path)
+        except CheckpointMismatchError as error:
+            raise InvariantViolation(f"the saved file does not load back: {error}") from None
     got = logits(target, batch)
     if not torch.equal(got, expected):
         raise InvariantViolation(f"outputs differ after loading by {(got - expected).abs().max().item():.3g}")
