@@ -2,6 +2,7 @@
 
 from harness.invariants import (  # noqa: F401  (importing registers them)
     budget,
+    identity,
     init_distribution,
     kron_sum,
     near_identity,

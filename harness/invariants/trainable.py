@@ -52,20 +52,20 @@ def only_trainable_change(ctx: CheckContext, options: StepOptions) -> str:
     """After AdamW steps every trainable tensor moved and every frozen tensor is bit-identical."""
     built = ctx.method_model()
     model = built.model
+    declared = matching_names([name for name, _ in model.named_parameters()], ctx.spec.trainable)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     train_steps(model, ctx.batch(), options.steps, options.learning_rate)
     still, moved = [], []
-    for name, p in model.named_parameters():
+    for name, p in model.named_parameters():  # trainable = declared by the spec's globs, not requires_grad
         changed = not torch.equal(before[name], p.detach())
-        if p.requires_grad and not changed:
+        if name in declared and not changed:
             still.append(name)
-        if not p.requires_grad and changed:
+        if name not in declared and changed:
             moved.append(name)
     if still or moved:
         raise InvariantViolation(
             f"{len(still)} trainable tensors did not move (e.g. {still[:3]}); "
             f"{len(moved)} frozen tensors changed (e.g. {moved[:3]})"
         )
-    n_trainable = sum(p.requires_grad for p in model.parameters())
-    n_frozen = sum(not p.requires_grad for p in model.parameters())
-    return f"after {options.steps} steps: {n_trainable} trainable tensors moved, {n_frozen} frozen bit-identical"
+    n_frozen = len(before) - len(declared)
+    return f"after {options.steps} steps: {len(declared)} trainable tensors moved, {n_frozen} frozen bit-identical"
