@@ -146,7 +146,8 @@ class Spec(Strict):
     description: str
     paper: Paper
     method: MethodRef
-    model: str  # a file in spec/models/ (without .yaml)
+    model: str  # a file in spec/models/ (without .yaml): the architecture the budget is counted on
+    check_model: str = "t5_tiny"  # the (tiny, random) architecture `harness check` runs the invariants on
     trainable: Annotated[list[str], Field(min_length=1)]
     budget: Budget
     init: list[InitRule] = Field(default_factory=list)

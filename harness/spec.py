@@ -39,6 +39,7 @@ class LoadedSpec:
     path: Path
     spec: Spec
     model_file: ModelFile
+    check_model_file: ModelFile
     resolved: dict[str, Any]  # the merged YAML after defaults, with the method's default arguments filled in
 
     @property
@@ -262,8 +263,13 @@ def check_invariants(path: Path, invariants: Any) -> list[str]:
     return errors
 
 
-def check_built(path: Path, spec: Spec, model_file: ModelFile, arguments: dict[str, Any]) -> list[str]:
-    """Build the method on the meta device: argument/model mismatches and globs that match nothing."""
+def check_built(
+    path: Path, spec: Spec, model_file: ModelFile, arguments: dict[str, Any], key: str = "model"
+) -> list[str]:
+    """Build the method on the meta device: argument/model mismatches and globs that match nothing.
+
+    `key` names the spec key that chose the model (`model`, or `check_model` for the invariants' model).
+    """
     from harness.build import build_method_model
     from impl.inject import GlobMatchesNothingError, matching_names
     from impl.registry import MethodArgumentError
@@ -271,9 +277,9 @@ def check_built(path: Path, spec: Spec, model_file: ModelFile, arguments: dict[s
     try:
         built = build_method_model(spec.method.name, arguments, spec.trainable, model_file, device="meta")
     except MethodArgumentError as error:
-        return [f"{path}: method.args.{error.argument}: {error.message} (model {model_file.name})"]
+        return [f"{path}: method.args.{error.argument}: {error.message} ({key} {model_file.name})"]
     except GlobMatchesNothingError as error:
-        return [f"{path}: trainable[{error.index}]: {error} of model {model_file.name} with this method"]
+        return [f"{path}: trainable[{error.index}]: {error} of {key} {model_file.name} with this method"]
     names = [name for name, _ in built.model.named_parameters()]
     return [
         f"{path}: init[{index}].params: glob {rule.params!r} matches no parameter"
@@ -291,7 +297,7 @@ def load_spec(path: str | Path, model: str | None = None, build: bool = True) ->
     """
     path = Path(path)
     data = resolve_defaults(path, read_yaml(path))
-    errors, spec, model_file = [], None, None
+    errors, spec, model_file, check_model_file = [], None, None, None
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:
@@ -305,16 +311,24 @@ def load_spec(path: str | Path, model: str | None = None, build: bool = True) ->
             model_file = model_file_for(path, model_name, "--model" if model else "model")
         except SpecError as error:
             errors += error.errors
+    check_model_name = data.get("check_model", Spec.model_fields["check_model"].default)
+    if isinstance(check_model_name, str):
+        try:
+            check_model_file = model_file_for(path, check_model_name, "check_model")
+        except SpecError as error:
+            errors += error.errors
     arguments, method_errors = check_method(path, data.get("method"))
     errors += method_errors
     errors += check_invariants(path, data.get("invariants"))
     if build and not errors:
         errors += check_built(path, spec, model_file, arguments)
+    if build and not errors and check_model_file != model_file:
+        errors += check_built(path, spec, check_model_file, arguments, key="check_model")
     if errors:
         raise SpecError(errors)
     merged = deep_merge(data, {"method": {"args": arguments}})
     resolved = {key: merged[key] for key in Spec.model_fields if key in merged}  # the schema's order
-    return LoadedSpec(path=path, spec=spec, model_file=model_file, resolved=resolved)
+    return LoadedSpec(path=path, spec=spec, model_file=model_file, check_model_file=check_model_file, resolved=resolved)
 
 
 def validate_paths(paths: list[Path]) -> list[str]:

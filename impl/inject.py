@@ -95,12 +95,17 @@ class _ApplyToOutput:
         return self.module(output)
 
 
+def attach_after(owner: nn.Module, target: nn.Module, name: str, module: nn.Module, where: str = "") -> None:
+    """Register `module` as `owner.<name>` and apply it to the output of `target` (a forward hook)."""
+    if hasattr(owner, name):
+        raise ValueError(f"{where or type(owner).__name__} already has an attribute {name!r}")
+    owner.add_module(name, module)
+    target.register_forward_hook(_ApplyToOutput(module))
+
+
 def attach_to_output(site: Site, name: str, module: nn.Module) -> None:
     """Register `module` as `site.layer.<name>` and apply it to the output of `site.inner`."""
-    if hasattr(site.layer, name):
-        raise ValueError(f"{site.path} already has an attribute {name!r}")
-    site.layer.add_module(name, module)
-    site.inner.register_forward_hook(_ApplyToOutput(module))
+    attach_after(site.layer, site.inner, name, module, where=site.path)
 
 
 def attach_everywhere(

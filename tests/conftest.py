@@ -45,13 +45,29 @@ def tiny_model_file():
 
 
 @pytest.fixture(scope="session")
-def check_context(tiny_model_file):
-    """check_context(name) -> a CheckContext for spec/<name>.yaml on the tiny T5 (cached per spec)."""
+def check_context():
+    """check_context(name) -> a CheckContext for spec/<name>.yaml on its check model (cached per spec)."""
     cache = {}
 
     def make(name: str) -> CheckContext:
         if name not in cache:
-            cache[name] = CheckContext(load_spec(SPEC_DIR / f"{name}.yaml"), tiny_model_file)
+            loaded = load_spec(SPEC_DIR / f"{name}.yaml")
+            cache[name] = CheckContext(loaded, loaded.check_model_file)
         return cache[name]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def holds(check_context):
+    """holds(spec, invariant) -> the invariant's result on the unbroken spec (computed once per session)."""
+    from harness.invariants import run_invariant
+
+    results = {}
+
+    def check(spec_name: str, invariant: str):
+        if (spec_name, invariant) not in results:
+            results[spec_name, invariant] = run_invariant(invariant, check_context(spec_name))
+        return results[spec_name, invariant]
+
+    return check

@@ -8,7 +8,6 @@ invariants' `train_steps`, `save_trainable` and `load_trainable` in their own mo
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import re
@@ -26,49 +25,17 @@ import harness.invariants.near_identity
 import harness.invariants.state_roundtrip
 import harness.invariants.trainable
 import impl.layers.phm
-from harness.invariants import CheckContext, Result, run_invariant
+from harness.invariants import run_invariant
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.phm import PHMLinear, PHMRule
 from impl.state import trainable_state
+from tests.invariant_helpers import assert_fails, assert_holds, modified
 
 SQRT2 = math.sqrt(2.0)  # the paper's Glorot gain
 FROZEN = "encoder.block.0.layer.0.SelfAttention.q.weight"  # a T5 weight every spec keeps frozen
 
 
 # --- helpers -------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def holds(check_context) -> Callable[[str, str], Result]:
-    """holds(spec, invariant) -> the invariant's result on the unbroken spec (computed once per session)."""
-    results: dict[tuple[str, str], Result] = {}
-
-    def check(spec_name: str, invariant: str) -> Result:
-        if (spec_name, invariant) not in results:
-            results[spec_name, invariant] = run_invariant(invariant, check_context(spec_name))
-        return results[spec_name, invariant]
-
-    return check
-
-
-def assert_holds(holds, spec_name: str, invariant: str) -> None:
-    result = holds(spec_name, invariant)
-    assert result.ok, f"the unbroken setup must pass first: {result.line()}"
-
-
-def assert_fails(invariant: str, ctx: CheckContext, pattern: str) -> Result:
-    """The invariant returns a failure (not an exception) whose message matches `pattern` (re.search)."""
-    result = run_invariant(invariant, ctx)
-    print(result.line())
-    assert not result.ok, f"{invariant} should fail on the broken setup: {result.line()}"
-    assert re.search(pattern, result.message), f"unexpected message: {result.line()}"
-    return result
-
-
-def modified(ctx: CheckContext, tiny_model_file, **spec_updates) -> CheckContext:
-    """A fresh context whose spec has the given top-level fields replaced (the cached one is untouched)."""
-    spec = ctx.loaded.spec.model_copy(update=spec_updates)
-    return CheckContext(dataclasses.replace(ctx.loaded, spec=spec), tiny_model_file)
 
 
 def patch_builder(monkeypatch, method: str, force: dict | None = None, after: Callable | None = None) -> None:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from harness.invariants.kron_sum import check_case, explicit_kron_sum
-from impl.layers.phm import PHMLinear, PHMRule, glorot_uniform_
+from impl.layers.init import glorot_uniform_
+from impl.layers.phm import PHMLinear, PHMRule
 from tests.strategies import not_multiples_of, phm_cases
 
 

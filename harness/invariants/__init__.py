@@ -6,7 +6,10 @@ from harness.invariants import (  # noqa: F401  (importing registers them)
     init_distribution,
     kron_sum,
     near_identity,
+    placement,
+    rank,
     shared_rule,
+    skipping,
     state_roundtrip,
     trainable,
 )

@@ -21,17 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-def glorot_uniform_(tensor: torch.Tensor, gain: float = math.sqrt(2.0)) -> torch.Tensor:
-    """Xavier/Glorot-uniform init applied independently to every (rows, cols) slice of the last two dims.
-
-    This is the released code's `glorot_uniform` (gain √2) applied per i to B_i, s_i or t_i:
-    bound = gain · sqrt(6 / (rows + cols)).
-    """
-    rows, cols = tensor.shape[-2], tensor.shape[-1]
-    bound = gain * math.sqrt(6.0 / (rows + cols))
-    with torch.no_grad():
-        return tensor.uniform_(-bound, bound)
+from impl.layers.init import glorot_uniform_
 
 
 class PHMRule(nn.Module):

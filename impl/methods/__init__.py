@@ -1,3 +1,12 @@
 """One module per method, named exactly like its spec; importing this package registers them all."""
 
-from impl.methods import compacter, compacter_pp, phm_adapter  # noqa: F401
+from impl.methods import (  # noqa: F401  (importing registers)
+    adapter,
+    adapter_drop,
+    bitfit,
+    compacter,
+    compacter_pp,
+    low_rank_adapter,
+    pfeiffer_adapter,
+    phm_adapter,
+)

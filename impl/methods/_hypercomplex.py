@@ -9,22 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import nn
-from transformers.activations import ACT2FN
 
-from impl.inject import attach_everywhere, sublayer_sites
-from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.phm import PHMLinear, PHMRule
+from impl.methods._bottleneck import attach_bottleneck_adapters, bottleneck_size
 from impl.registry import MethodArgumentError
-
-
-def bottleneck_size(model: nn.Module, reduction_factor: int) -> int:
-    """d = d_model / reduction_factor, which must be a whole number."""
-    d_model = model.config.d_model
-    if reduction_factor < 1 or d_model % reduction_factor:
-        raise MethodArgumentError(
-            "reduction_factor", f"{reduction_factor} must be a positive divisor of d_model={d_model}"
-        )
-    return d_model // reduction_factor
 
 
 def attach_phm_adapters(
@@ -56,25 +44,11 @@ def attach_phm_adapters(
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
     if phm_rule_init_std <= 0:
         raise MethodArgumentError("phm_rule_init_std", f"must be positive, got {phm_rule_init_std}")
-    if non_linearity not in ACT2FN:
-        raise MethodArgumentError("non_linearity", f"unknown activation {non_linearity!r}")
-    try:
-        sites = sublayer_sites(model, sublayers)
-    except ValueError as error:
-        raise MethodArgumentError("sublayers", str(error)) from error
-    if not sites:
-        raise MethodArgumentError("sublayers", "must name at least one sub-layer")
-    for stack, chosen in (("encoder", encoder_blocks), ("decoder", decoder_blocks)):
-        try:
-            sublayer_sites(model, sublayers, {stack: chosen})
-        except ValueError as error:
-            raise MethodArgumentError(f"{stack}_blocks", str(error)) from error
     shared = None
     if shared_phm_rule:
         if hasattr(model, name):
             raise MethodArgumentError("shared_phm_rule", f"the model already has an attribute {name!r}")
         shared = PHMRule(n, phm_rule_init_std)
-        model.add_module(name, shared)
 
     def phm(in_features: int, out_features: int) -> PHMLinear:
         return PHMLinear(
@@ -87,7 +61,15 @@ def attach_phm_adapters(
             weight_init_gain=weight_init_gain,
         )
 
-    def adapter(_site) -> BottleneckAdapter:
-        return BottleneckAdapter(phm(d_model, d), phm(d, d_model), non_linearity)
-
-    attach_everywhere(model, name, adapter, sublayers, {"encoder": encoder_blocks, "decoder": decoder_blocks})
+    attach_bottleneck_adapters(
+        model,
+        name,
+        phm,
+        sublayers=sublayers,
+        reduction_factor=reduction_factor,
+        non_linearity=non_linearity,
+        encoder_blocks=encoder_blocks,
+        decoder_blocks=decoder_blocks,
+    )
+    if shared is not None:  # registered once, after the adapters are in place
+        model.add_module(name, shared)

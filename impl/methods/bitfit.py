@@ -1,0 +1,44 @@
+"""BitFit (Ben Zaken et al., 2021) on T5, which has no biases: add them, zero-initialised, and train only them.
+
+    y = x W + b   for every q, k, v, o of self- and cross-attention and every wi (wi_0, wi_1), wo,
+    y = LN(x) + b for every sub-layer layer norm (not the two final ones),
+    logits = h E^T + b over the vocabulary (the lm_head),
+
+with b = 0 at init, so the model's function is bit-identical to T5's until the first update. Each bias is
+an `AddBias` registered as `<module>.bitfit` and added by a forward hook: T5's modules are not replaced.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from impl.inject import attach_after, sublayer_sites
+from impl.layers.bias import AddBias
+from impl.registry import register
+
+NAME = "bitfit"
+PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
+
+
+def bias_targets(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
+    """(path, module, bias size) of every place BitFit adds a bias, in model order."""
+    targets = []
+    for stack in ("encoder", "decoder"):
+        for block_index, block in enumerate(getattr(model, stack).block):
+            for layer_index, layer in enumerate(block.layer):  # self-attn, [cross-attn,] feed-forward
+                prefix = f"{stack}.block.{block_index}.layer.{layer_index}"
+                for name, module in layer.named_modules():
+                    leaf = name.rsplit(".", 1)[-1]
+                    if isinstance(module, nn.Linear) and leaf in PROJECTIONS:
+                        targets.append((f"{prefix}.{name}", module, module.out_features))
+                targets.append((f"{prefix}.layer_norm", layer.layer_norm, layer.layer_norm.weight.shape[0]))
+    targets.append(("lm_head", model.lm_head, model.lm_head.out_features))
+    return targets
+
+
+@register(NAME)
+def build(model: nn.Module) -> None:
+    """BitFit: zero-initialised biases on every attention/FF projection, sub-layer layer norm and the lm_head."""
+    sublayer_sites(model)  # fails early on a model that is not a T5 encoder-decoder
+    for path, module, size in bias_targets(model):
+        attach_after(module, module, NAME, AddBias(size), where=path)
