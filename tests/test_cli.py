@@ -13,10 +13,11 @@ from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.invariants.profiles import load_profile
 from harness.spec import spec_files
 from impl.registry import get
+from impl.registry import names as method_names
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO / "spec"
-METHODS = {"phm_adapter", "compacter", "compacter_pp"}
+METHODS = set(method_names())  # what the registry holds; ls must list exactly these
 BUDGET_KEYS = {
     "method",
     "model",

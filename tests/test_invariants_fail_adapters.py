@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -9,12 +11,13 @@ from torch import nn
 import harness.invariants.identity
 import harness.invariants.skipping
 import impl.methods.adapter_drop
+from harness.invariants import CheckContext
 from impl.inject import attach_after
 from impl.layers.bias import AddBias
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear
 from impl.registry import METHODS, Method
-from tests.invariant_helpers import assert_fails, assert_holds, modified
+from tests.invariant_helpers import assert_fails, assert_holds
 
 
 def wrap_builder(monkeypatch, name: str, after) -> None:
@@ -63,9 +66,9 @@ def test_placement_fails_on_a_misplaced_adapter(check_context, holds, monkeypatc
 def test_placement_fails_when_adapter_drop_covers_the_lower_blocks(check_context, holds):
     assert_holds(holds, "adapter_drop", "placement")
     ctx = check_context("adapter_drop")
-    args = {**ctx.method_args, "encoder_blocks": list(range(4, 12))}
-    broken = modified(ctx, ctx.check_model)
-    broken.loaded.resolved["method"] = {**ctx.loaded.resolved["method"], "args": args}
+    args = {**ctx.method_args, "encoder_blocks": list(range(4, 12))}  # the builder now also fills block 4
+    resolved = {**ctx.loaded.resolved, "method": {**ctx.loaded.resolved["method"], "args": args}}
+    broken = CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
     assert_fails("placement", broken, r"2 modules where the spec puts none .*encoder\.block\.4\.")
 
 
