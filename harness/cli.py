@@ -177,7 +177,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     print(f"{task.name} ({task.benchmark}) from {data.origin}, seed {args.seed}:")
     for split, (source, rows) in data.plan.items():
         print(f"  {split:<10} {sizes[split]:>7,} examples  ({len(rows):,} rows of original {source})")
-    print(f"{args.split}, first {len(examples)}:")
+    if examples:
+        print(f"{args.split}, first {len(examples)}:")
     for index, example in enumerate(examples):
         print(f"[{index}] source: {example.source}\n    target: {example.target}")
     return EXIT_OK
