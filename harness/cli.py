@@ -184,6 +184,145 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Re-check saved results against the published numbers of the spec embedded in each file."""
+    from harness.results import compare, find_results, load_results
+
+    bad_input, failed, reports = False, False, []
+    for path in find_results(args.results):
+        try:
+            loaded = load_results(path)
+        except SpecError as error:
+            print("\n".join(error.errors), file=sys.stderr)
+            bad_input = True
+            reports.append({"path": str(path), "errors": error.errors})
+            continue
+        comparison, run = compare(loaded), loaded.results
+        failed |= not comparison.ok
+        stale = run.regression is not None and run.regression.checks != comparison.checks
+        if args.json:
+            reports.append({"path": str(path), "method": run.method, "profile": run.profile,
+                            **comparison.to_json(), "stored_regression_differs": stale})  # fmt: skip
+            continue
+        reason = "" if run.comparable else f"; not comparable: {run.not_comparable_reason}"
+        print(
+            f"{path}: {run.method}, {run.profile} profile, model {run.model.source} ({run.model.architecture})"
+            f"{reason}: {comparison.summary()}"
+        )
+        for check in comparison.checks:
+            print(f"  {check.line()}")
+        if stale:
+            print("  note: the regression stored at run time differs from this re-check (edited file or newer harness)")
+    if args.json:
+        print(json.dumps({"ok": not (failed or bad_input), "files": reports}, indent=2))
+    return EXIT_BAD_INPUT if bad_input else EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """report.md and the score/parameters plot from results files and folders of them."""
+    from harness.report import write_report
+    from harness.results import find_results, load_results
+
+    loaded, errors = [], []
+    for path in find_results(args.inputs):
+        try:
+            loaded.append(load_results(path))
+        except SpecError as error:
+            errors += error.errors
+    if errors:
+        raise SpecError(errors)
+    output_dir = args.output_dir
+    if output_dir is None:
+        if len(args.inputs) != 1:
+            raise SpecError(["--output-dir: required when reporting on several inputs"])
+        output_dir = args.inputs[0] if args.inputs[0].is_dir() else args.inputs[0].parent
+    files = write_report(loaded, output_dir, overwrite=args.overwrite)
+    print(f"{files.report}: report of {len(loaded)} run{'s' if len(loaded) != 1 else ''}")
+    if files.plot is not None:
+        print(f"{files.plot}: plot")
+    else:
+        print(f"no plot: {files.message}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Step time, throughput and peak memory of each spec against full fine-tuning and the floor (one run)."""
+    from harness.bench import BenchError, BenchOptions, run_bench
+    from harness.bench_report import markdown, write_outputs
+
+    for option in ("batch", "source_len", "target_len", "steps", "rounds"):
+        if getattr(args, option) < 1:
+            raise SpecError([f"--{option.replace('_', '-')}: {getattr(args, option)} must be at least 1"])
+    if args.deepspeed is not None and not args.deepspeed.is_file():
+        raise SpecError([f"{args.deepspeed}: (top level): file not found"])
+    options = BenchOptions(
+        model=args.model, batch=args.batch, source_len=args.source_len, target_len=args.target_len,
+        steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, precision=args.precision,
+        deepspeed=str(args.deepspeed) if args.deepspeed else None, threads=args.threads, profile_rows=args.profile,
+    )  # fmt: skip
+    try:
+        report = run_bench(args.specs, options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except BenchError as error:
+        print(error, file=sys.stderr)
+        return EXIT_FAILED
+    for note in write_outputs(report, args.output_dir) if args.output_dir else []:
+        print(note, file=sys.stderr)
+    print(json.dumps(report, indent=2) if args.json else markdown(report), end="\n" if args.json else "")
+    return EXIT_OK
+
+
+def cmd_bench_layers(args: argparse.Namespace) -> int:
+    """The PHM / LPHM layer's algorithms against nn.Linear, per paper size."""
+    from harness.bench_layers import layer_markdown, run_layer_bench
+
+    ranks = [None if r == 0 else r for r in args.rank]
+    report = run_layer_bench(args.n, args.d, ranks, args.k, args.rows, args.repeats, args.threads,
+                             log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        (args.output_dir / "bench_layers.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (args.output_dir / "bench_layers.md").write_text(layer_markdown(report), encoding="utf-8")
+    print(json.dumps(report, indent=2) if args.json else layer_markdown(report), end="\n" if args.json else "")
+    return EXIT_OK if report["exact"] else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
+    import logging
+
+    from harness.runner import Interrupted, NonFiniteLossError, RunOptions, run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    options = RunOptions(
+        profile=args.profile,
+        tasks=args.tasks,
+        seeds=args.seeds,
+        max_train_samples=args.max_train_samples,
+        model=args.model,
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        overrides=args.set or [],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        deepspeed=args.deepspeed,
+        mnli_split=args.mnli_split,
+        keep_checkpoints=args.keep_checkpoints,
+        sweep=args.sweep,
+    )
+    try:
+        results, output_dir = run(args.spec, options)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
+    regression = results["regression"]
+    print(f"{output_dir}/results.json: {regression.get('summary', '')}".rstrip(": "))
+    return EXIT_FAILED if regression.get("ok") is False else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -204,6 +343,28 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="model file to check on (default: the spec's check_model)")
     p.add_argument("--only", nargs="+", metavar="INVARIANT", help="run only these of the spec's invariants")
     p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("run", help="train, evaluate and compare a spec's method (smoke or paper profile)")
+    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="default: the profile's (smoke: rte) or the spec's")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: the spec's training.seed")
+    p.add_argument("--max-train-samples", type=int, metavar="N", help="low-resource: N training examples")
+    p.add_argument("--model", help="paper: hub name or local folder (default google-t5/t5-base); smoke: a model file")
+    p.add_argument("--data-dir", type=Path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
+    p.add_argument("--output-dir", type=Path, help="default: runs/<spec>-<profile>")
+    p.add_argument("--epochs", type=int, help="override the epochs of every task")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. training.learning_rate=1e-3"
+    )
+    p.add_argument("--sweep", action="store_true", help="the paper's grid (reduction factor x n), chosen by validation")
+    p.add_argument("--deepspeed", default="auto", help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json")
+    p.add_argument("--mnli-split", choices=["paper", "released"], default="paper")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep the per-epoch checkpoints")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing --output-dir")
+    p.set_defaults(run=cmd_run)
 
     p = sub.add_parser("ls", help="list methods, specs and invariants")
     p.add_argument("--spec-dir", type=Path, default=None)
@@ -227,6 +388,46 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="the data seed (default 42)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_data)
+
+    p = sub.add_parser("compare", help="re-check saved results.json files against the published numbers")
+    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results.json files (or folders of them)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_compare)
+
+    p = sub.add_parser("report", help="build report.md and the score/parameters plot from results")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="DIR_OR_RESULTS", help="results.json files or folders")
+    p.add_argument("--output-dir", type=Path, default=None, help="default: the one folder (or file's folder) given")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report.md and plot")
+    p.set_defaults(run=cmd_report)
+    p = sub.add_parser("bench", help="step time and peak memory of methods against full fine-tuning and the floor")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC")
+    p.add_argument("--model", default="t5_base", help="a model file in spec/models/ (default t5_base)")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--source-len", type=int, default=128)
+    p.add_argument("--target-len", type=int, default=4)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per process (default 2)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1)")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds, a process per method each (default 2)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--deepspeed", type=Path, default=None, help="DeepSpeed config, e.g. spec/deepspeed/zero2.json")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS", help="profile one extra step: top ROWS ops")
+    p.add_argument("--output-dir", type=Path, default=None, help="write bench.json, bench.md, bench.png here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("bench-layers", help="PHM/LPHM layer algorithms against nn.Linear on the paper's sizes")
+    p.add_argument("--k", type=int, default=768, help="d_model (default 768)")
+    p.add_argument("--d", type=int, nargs="+", default=[24, 48, 96], help="bottleneck sizes")
+    p.add_argument("--n", type=int, nargs="+", default=[4, 8, 12])
+    p.add_argument("--rank", type=int, nargs="+", default=[1, 0], help="LPHM ranks; 0 = PHM (full B)")
+    p.add_argument("--rows", type=int, default=1024, help="input rows (batch × source length; default 8 × 128)")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--output-dir", type=Path, default=None, help="write bench_layers.json and .md here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_bench_layers)
     return root
 
 

@@ -288,15 +288,47 @@ def check_built(
     ]
 
 
-def load_spec(path: str | Path, model: str | None = None, build: bool = True) -> LoadedSpec:
+def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`key.path=value` assignments (value in YAML: `3e-3`, `[mrpc, rte]`, `true`) applied to the spec data.
+
+    The result is validated like any spec, so a typo in a key or a wrong type is reported as usual.
+    """
+    data = deep_merge(data, {})
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key.strip():
+            raise SpecError([f"{path}: --set {override}: expected KEY.PATH=VALUE"])
+        try:
+            value = yaml.load(text, Loader=SpecLoader)
+        except yaml.YAMLError as error:
+            raise SpecError([f"{path}: --set {key}: invalid value {text!r}: {error}"]) from None
+        parts = key.strip().split(".")
+        target = data
+        for part in parts[:-1]:
+            child = target.get(part)
+            if child is None:
+                child = target[part] = {}
+            elif not isinstance(child, dict):
+                raise SpecError([f"{path}: --set {key}: {part} is not a mapping"])
+            else:
+                child = target[part] = dict(child)
+            target = child
+        target[parts[-1]] = value
+    return data
+
+
+def load_spec(
+    path: str | Path, model: str | None = None, build: bool = True, overrides: list[str] | None = None
+) -> LoadedSpec:
     """Load, merge defaults, validate everything; raise SpecError with every problem found.
 
     Args:
         model: a model-file name to use instead of the spec's (e.g. `t5_small` for a budget).
         build: also build the method on the meta device (catches dimension and glob errors).
+        overrides: `key.path=value` assignments applied after the defaults (`harness run --set`).
     """
     path = Path(path)
-    data = resolve_defaults(path, read_yaml(path))
+    data = apply_overrides(path, resolve_defaults(path, read_yaml(path)), overrides or [])
     errors, spec, model_file, check_model_file = [], None, None, None
     try:
         spec = Spec.model_validate(data)

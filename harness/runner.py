@@ -1,0 +1,496 @@
+"""`python -m harness run`: train a spec's method on its tasks, pick the best epoch, test it, write results.
+
+For every task and seed: a fresh model (the profile's backbone, the method applied, the spec's trainable
+set), the paper's splits and text-to-text formats, the spec's recipe through the HF Trainer (DeepSpeed
+ZeRO when available), evaluation by generation every epoch, the best checkpoint by the task's average
+metric, and its test scores. Everything lands in the output directory: results.json, report.md, the plot,
+and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.profiles import PROFILES, Profile, check_paper_sources
+from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec
+from harness.training import (
+    ADAPTER_FILE,
+    Interrupted,
+    NonFiniteLossError,
+    SignalCheckpoint,
+    TokenizedDataset,
+    make_trainer,
+    metrics_function,
+    single_process_env,
+    training_arguments,
+)
+
+log = logging.getLogger("harness.run")
+DEEPSPEED_DIR = Path(__file__).resolve().parent.parent / "spec" / "deepspeed"
+
+
+@dataclass
+class RunOptions:
+    profile: str = "smoke"
+    tasks: list[str] | None = None
+    seeds: list[int] | None = None
+    max_train_samples: int | None = None
+    model: str | None = None
+    data_dir: Path | None = None
+    output_dir: Path | None = None
+    epochs: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+    deepspeed: str = "auto"  # auto | none | zero1 | zero2 | a JSON file
+    mnli_split: str = "paper"
+    keep_checkpoints: bool = False
+    sweep: bool = False
+
+
+@dataclass
+class RunContext:
+    """What every task run of one invocation shares."""
+
+    loaded: LoadedSpec
+    profile: Profile
+    options: RunOptions
+    output_dir: Path
+    deepspeed: dict | None
+    device: str
+    bf16: bool
+    base_model: Any = None  # loaded once, copied per run
+    tokenizer: Any = None
+
+
+# --- set-up ----------------------------------------------------------------------------------------------------
+
+
+def prepare_output_dir(path: Path, resume: bool, overwrite: bool) -> None:
+    """Never overwrite silently: an existing, non-empty folder needs --resume or --overwrite."""
+    if path.exists() and any(path.iterdir()):
+        if resume:
+            return
+        if not overwrite:
+            raise SpecError(
+                [
+                    f"{path}: (output dir): exists and is not empty; pass --resume to continue that run, "
+                    "--overwrite to replace it, or choose another --output-dir"
+                ]
+            )
+        shutil.rmtree(path)
+    elif resume:
+        raise SpecError([f"{path}: (output dir): nothing to resume"])
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def deepspeed_config(choice: str) -> dict | None:
+    """The ZeRO config as data (`spec/deepspeed/<name>.json` or a file), or None for a plain Trainer run."""
+    import json
+
+    if choice == "none":
+        return None
+    if choice == "auto":
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError:
+            log.warning("DeepSpeed is not installed: training with the plain HF Trainer (pip install '.[train]')")
+            return None
+        choice = "zero2"
+    path = Path(choice) if choice.endswith(".json") else DEEPSPEED_DIR / f"{choice}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in DEEPSPEED_DIR.glob("*.json"))
+        raise SpecError([f"{path}: --deepspeed: no such config (known: {', '.join(known)}, none, or a .json file)"])
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def device_and_precision(requested: str) -> tuple[str, bool]:
+    """cuda if present, else cpu; bf16 where the hardware supports it and the spec allows, never fp16."""
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported() and requested == "bf16"
+        return f"cuda ({torch.cuda.get_device_name(0)})", bf16
+    return "cpu", False
+
+
+def load_backbone(ctx: RunContext):
+    """The profile's backbone T5 and tokenizer, loaded once per invocation."""
+    from harness.models import build_t5
+
+    if ctx.base_model is not None:
+        return ctx.base_model, ctx.tokenizer
+    options, profile = ctx.options, ctx.profile
+    if profile.name == "smoke":
+        name = options.model or profile.default_model
+        model_file = load_model_file(ctx.loaded.path.resolve().parent / "models" / f"{name}.yaml")
+        ctx.base_model = build_t5(model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
+    else:
+        from transformers import T5ForConditionalGeneration
+
+        from harness.tokenizer import load_tokenizer
+
+        source = options.model or profile.default_model
+        ctx.tokenizer = load_tokenizer(source)
+        ctx.base_model = T5ForConditionalGeneration.from_pretrained(source)
+        ctx.base_model.resize_token_embeddings(len(ctx.tokenizer))  # 32,100 as in the released code
+    return ctx.base_model, ctx.tokenizer
+
+
+def smoke_tokenizer(ctx: RunContext, task_data: list) -> Any:
+    from harness.tokenizer import train_tokenizer
+
+    if ctx.tokenizer is None:
+        texts = [e.source for data in task_data for s in ("train", "validation") for e in data.examples(s)]
+        texts += [e.target for data in task_data for e in data.examples("train")]
+        ctx.tokenizer = train_tokenizer(texts, ctx.profile.tokenizer_vocab)
+    return ctx.tokenizer
+
+
+# --- one task, one seed ----------------------------------------------------------------------------------------
+
+
+def recipe_for(ctx: RunContext, task: str):
+    """The spec's recipe with the profile's and the command line's changes; and the epochs for `task`."""
+    training, profile = ctx.loaded.spec.training, ctx.profile
+    updates = {
+        key: value
+        for key, value in {
+            "batch_size": profile.batch_size,
+            "warmup_steps": profile.warmup_steps,
+            "source_length": profile.source_length,
+            "generation_max_length": profile.generation_max_length,
+        }.items()
+        if value is not None
+    }
+    recipe = training.model_copy(update=updates)
+    epochs = ctx.options.epochs or profile.epochs or training.epochs.per_task.get(task, training.epochs.default)
+    return recipe, epochs
+
+
+def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
+    from harness.build import apply_to
+    from harness.data import metric_inputs
+
+    spec = ctx.loaded.spec
+    base, _ = load_backbone(ctx)
+    tokenizer = ctx.tokenizer
+    recipe, epochs = recipe_for(ctx, task)
+    folder = ctx.output_dir / task / f"seed{seed}"
+    torch.manual_seed(seed)
+    model = copy.deepcopy(base)
+    model.config.dropout_rate = recipe.dropout
+    apply_to(model, spec.method.name, ctx.loaded.resolved["method"]["args"], spec.trainable)
+
+    splits = {name: data.examples(name) for name in ("train", "validation", "test")}
+    datasets = {
+        name: TokenizedDataset([e.source for e in ex], [e.target for e in ex], tokenizer, recipe.source_length)
+        for name, ex in splits.items()
+    }
+
+    def scorer(name: str):
+        examples = splits[name]
+        return metrics_function(task, tokenizer, [e.target for e in examples], metric_inputs(task, examples))
+
+    args = training_arguments(folder, recipe, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
+    trainer = make_trainer(model, tokenizer, args, datasets["train"], datasets["validation"], scorer("validation"))
+    signals = SignalCheckpoint()
+    trainer.add_callback(signals)
+    checkpoint = last_checkpoint(folder) if ctx.options.resume else None
+    log.info(
+        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs%s",
+        task,
+        seed,
+        len(datasets["train"]),
+        len(datasets["validation"]),
+        len(datasets["test"]),
+        epochs,
+        f"; resuming from {checkpoint}" if checkpoint else "",
+    )
+    started = time.perf_counter()
+    signals.install()
+    try:
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        signals.uninstall()
+    if signals.received is not None:
+        raise Interrupted(f"signal {signals.received}: checkpoint saved in {folder}; continue with --resume")
+    train_seconds = time.perf_counter() - started
+
+    trainer.compute_metrics = scorer("test")
+    test = trainer.predict(datasets["test"], metric_key_prefix="test").metrics
+    best = folder / "best"
+    trainer._save(str(best))  # the best epoch's trainable tensors (load_best_model_at_end restored them)
+    history = epoch_history(trainer.state.log_history)
+    best_epoch = max(history, key=lambda h: h["validation"]["average"])["epoch"] if history else epochs
+    validation = next((h["validation"] for h in history if h["epoch"] == best_epoch), {})
+    if not ctx.options.keep_checkpoints:
+        for stale in folder.glob("checkpoint-*"):
+            shutil.rmtree(stale)
+    tokens = datasets["train"].token_count() * epochs
+    return {
+        "seed": seed,
+        "best_epoch": int(best_epoch),
+        "best_checkpoint": str((best / ADAPTER_FILE).relative_to(ctx.output_dir)),
+        "validation": validation,
+        "test": scores(test, "test"),
+        "history": history,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "peak_memory_bytes": peak_memory_bytes(),
+        "tokens_per_second": round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
+        "max_train_samples": ctx.options.max_train_samples,
+    }
+
+
+BOOKKEEPING = {"runtime", "samples_per_second", "steps_per_second", "loss", "epoch", "model_preparation_time"}
+
+
+def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """The task's scores in a Trainer metrics dict (`eval_accuracy` -> `accuracy`), without bookkeeping."""
+    start = f"{prefix}_"
+    named = {key.removeprefix(start): value for key, value in metrics.items() if key.startswith(start)}
+    return {key: value for key, value in named.items() if key not in BOOKKEEPING}
+
+
+def epoch_history(log_history: list[dict]) -> list[dict]:
+    """One entry per evaluated epoch: its validation scores and the mean training loss logged in it."""
+    history, losses = [], []
+    for entry in log_history:
+        if "loss" in entry:
+            losses.append(entry["loss"])
+        if "eval_average" in entry:
+            history.append(
+                {
+                    "epoch": round(entry["epoch"]),
+                    "train_loss": sum(losses) / len(losses) if losses else None,
+                    "validation": scores(entry, "eval"),
+                }
+            )
+            losses = []
+    return history
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def peak_memory_bytes() -> int:
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def count_budget_of(ctx: RunContext) -> dict[str, Any]:
+    """The trainable-parameter budget of the model this run trains, counted on the meta device."""
+    from transformers import T5ForConditionalGeneration
+
+    from harness.build import apply_to
+    from impl.inject import count_trainable
+
+    base, _ = load_backbone(ctx)
+    with torch.device("meta"):
+        probe = T5ForConditionalGeneration(base.config)
+    base_params = sum(p.numel() for p in probe.parameters())
+    apply_to(probe, ctx.loaded.spec.method.name, ctx.loaded.resolved["method"]["args"], ctx.loaded.spec.trainable)
+    trainable = count_trainable(probe)[0]
+    return {
+        "trainable_params": trainable,
+        "base_params": base_params,
+        "trainable_percent": 100.0 * trainable / base_params,
+        "published_percent": ctx.loaded.spec.budget.published_percent,
+    }
+
+
+# --- the whole invocation --------------------------------------------------------------------------------------
+
+
+def load_data(ctx: RunContext, task: str):
+    from harness.data import load_task
+
+    spec, options = ctx.loaded.spec, ctx.options
+    if ctx.profile.name == "smoke" and options.data_dir is None:
+        from harness.smoke_data import smoke_task
+
+        return smoke_task(task, spec.tasks.prefix_task_name, spec.training.data_seed, options.max_train_samples)
+    return load_task(
+        task,
+        options.data_dir,
+        prefix_task_name=spec.tasks.prefix_task_name,
+        seed=spec.training.data_seed,
+        mnli_split=options.mnli_split,
+        train_size=options.max_train_samples,
+    )
+
+
+def run(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Path]:
+    """Train, evaluate and compare (or sweep the paper's grid); returns the results and the output folder."""
+    if options.sweep:
+        from harness.sweep import sweep
+
+        return sweep(spec_path, options)
+    return run_single(spec_path, options)
+
+
+def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Path]:
+    """One setting of the spec: every task and seed; returns the results and the output folder."""
+    if options.profile not in PROFILES:
+        raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
+    profile = PROFILES[options.profile]
+    loaded = load_spec(spec_path, overrides=options.overrides)
+    if profile.name == "paper":
+        check_paper_sources(options.model or profile.default_model, options.data_dir)
+    tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
+    seeds = options.seeds or [loaded.spec.training.seed]
+    output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
+    prepare_output_dir(output_dir, options.resume, options.overwrite)
+    deepspeed = deepspeed_config(options.deepspeed)
+    if deepspeed is not None:
+        single_process_env()
+    device, bf16 = device_and_precision(loaded.spec.training.precision)
+    ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
+
+    budget = count_budget_of(ctx)
+    log.info(
+        "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
+        loaded.spec.method.name,
+        options.model or profile.default_model,
+        profile.name,
+        f"{budget['trainable_params']:,}",
+        budget["trainable_percent"],
+        f"{budget['base_params']:,}",
+        device,
+        "bf16" if bf16 else "fp32",
+        f"DeepSpeed ZeRO-{deepspeed['zero_optimization']['stage']}" if deepspeed else "no DeepSpeed",
+    )
+    started = time.perf_counter()
+    data = {task: load_data(ctx, task) for task in tasks}
+    if profile.name == "smoke":
+        smoke_tokenizer(ctx, list(data.values()))
+    runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
+    results = assemble(ctx, budget, runs, seeds, time.perf_counter() - started)
+    write_outputs(results, output_dir)
+    return results, output_dir
+
+
+def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
+    """results.json, report.md and the plot (this run's own folder: a resumed run replaces its report)."""
+    from harness.report import write_report
+    from harness.results import save_results
+
+    path = output_dir / "results.json"
+    path.unlink(missing_ok=True)
+    loaded = save_results(results, path)
+    files = write_report([loaded], output_dir, overwrite=True)
+    log.info("wrote %s, %s%s", path, files.report, f", {files.plot}" if files.plot else f" ({files.message})")
+
+
+def mean_scores(runs: list[dict[str, Any]], split: str) -> dict[str, float]:
+    keys = set.intersection(*(set(run[split]) for run in runs)) if runs else set()
+    return {key: sum(run[split][key] for run in runs) / len(runs) for key in sorted(keys)}
+
+
+def environment(ctx: RunContext) -> dict[str, Any]:
+    import importlib.metadata
+    import subprocess
+
+    packages = {}
+    for name in ("torch", "transformers", "deepspeed", "accelerate", "datasets", "compacter-harness"):
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "git_commit": commit,
+        "packages": packages,
+        "device": ctx.device,
+        "precision": "bf16" if ctx.bf16 else "fp32",
+        "deepspeed_stage": ctx.deepspeed["zero_optimization"]["stage"] if ctx.deepspeed else None,
+        "world_size": int(__import__("os").environ.get("WORLD_SIZE", "1")),
+    }
+
+
+def comparability(ctx: RunContext) -> tuple[bool, str | None]:
+    """Only a paper-profile run on the spec's architecture is compared with the published numbers."""
+    if ctx.profile.name != "paper":
+        return False, f"{ctx.profile.name} profile: a tiny random model on toy data"
+    config = ctx.base_model.config
+    expected = ctx.loaded.model_file.architecture
+    differing = [
+        key
+        for key, value in expected.model_dump().items()
+        if key not in ("dropout_rate",) and getattr(config, key, None) != value
+    ]
+    if differing:
+        return False, f"the model differs from {expected_name(ctx)} in {', '.join(differing)}"
+    return True, None
+
+
+def expected_name(ctx: RunContext) -> str:
+    return ctx.loaded.model_file.name
+
+
+def assemble(
+    ctx: RunContext, budget: dict[str, Any], runs: dict[str, list[dict]], seeds: list[int], seconds: float
+) -> dict:
+    from harness.results import FORMAT, spec_hash, with_regression
+
+    comparable, reason = comparability(ctx)
+    all_runs = [run for task_runs in runs.values() for run in task_runs]
+    results = {
+        "format": FORMAT,
+        "spec": {
+            "name": ctx.loaded.name,
+            "path": str(ctx.loaded.path),
+            "hash": spec_hash(ctx.loaded.resolved),
+            "resolved": ctx.loaded.resolved,
+        },
+        "method": ctx.loaded.spec.method.name,
+        "profile": ctx.profile.name,
+        "model": {
+            "source": ctx.options.model or ctx.profile.default_model,
+            "architecture": ctx.options.model or ctx.profile.default_model
+            if ctx.profile.name == "smoke"
+            else (expected_name(ctx) if comparable else "custom"),
+            "spec_model": ctx.loaded.spec.model,
+        },
+        "comparable": comparable,
+        "not_comparable_reason": reason,
+        "environment": environment(ctx),
+        "budget": budget,
+        "seeds": seeds,
+        "tasks": {
+            task: {
+                "runs": task_runs,
+                "test_mean": mean_scores(task_runs, "test"),
+                "validation_mean": mean_scores(task_runs, "validation"),
+            }
+            for task, task_runs in runs.items()
+        },
+        "wall_time_s": round(seconds, 3),
+        "peak_memory_bytes": max(run["peak_memory_bytes"] for run in all_runs),
+        "tokens_per_second": round(sum(r["tokens_per_second"] for r in all_runs) / len(all_runs), 2),
+    }
+    return with_regression(results)
+
+
+__all__ = ["Interrupted", "NonFiniteLossError", "RunOptions", "run"]

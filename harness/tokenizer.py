@@ -1,0 +1,39 @@
+"""Tokenizers: the real T5 tokenizer for the paper profile, or one trained offline for smoke runs.
+
+The smoke tokenizer is a small unigram model trained in well under a second on the smoke data's text,
+with T5's special-token layout (<pad> = 0, </s> = 1, <unk> = 2) and T5's `</s>` appended to every
+sequence, wrapped as a transformers T5 tokenizer through `tokenizer_object=` (a `vocab_file=` argument
+would be ignored silently by transformers 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5TokenizerFast
+
+SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
+    """A unigram tokenizer of at most `vocab_size` entries trained on `texts` (deterministic)."""
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token="<unk>")
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    eos = tokenizer.token_to_id("</s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
+    )
+    return T5TokenizerFast(
+        tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0
+    )
+
+
+def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer of a hub model name or a local folder (t5-base's has 32,100 entries)."""
+    return AutoTokenizer.from_pretrained(str(source))

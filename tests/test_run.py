@@ -1,0 +1,140 @@
+"""`python -m harness run` end to end on the tiny model (smoke profile): DeepSpeed on CPU, resume, NaN, overwrite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+import harness.runner
+import harness.training
+from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from harness.results import load_results
+from tests.conftest import SPEC_DIR
+
+SPEC = str(SPEC_DIR / "compacter_pp.yaml")
+SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2"]
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["run", SPEC, *SMALL, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def adapter(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(output_dir / "rte" / "seed42" / "best" / "adapter.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def deepspeed_run(tmp_path_factory):
+    """One smoke run through DeepSpeed ZeRO-2 on the CPU, shared by the tests that read its outputs."""
+    pytest.importorskip("deepspeed")
+    output_dir = tmp_path_factory.mktemp("run") / "out"
+    code = main(["run", SPEC, *SMALL, "--deepspeed", "zero2", "--output-dir", str(output_dir)])
+    return code, output_dir
+
+
+def test_a_deepspeed_smoke_run_writes_results_report_and_plot(deepspeed_run):
+    code, output_dir = deepspeed_run
+    assert code == EXIT_OK
+    loaded = load_results(output_dir / "results.json")  # the strict loader: format, hash, consistency
+    results = loaded.results
+    assert results.environment.deepspeed_stage == 2
+    assert results.profile == "smoke" and results.comparable is False
+    run = results.tasks["rte"].runs[0]
+    assert [epoch.epoch for epoch in run.history] == [1, 2]
+    assert set(run.test) >= {"accuracy", "average"}
+    assert (output_dir / "report.md").read_text().count("compacter_pp") >= 1
+    assert (output_dir / "score_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    weights = adapter(output_dir)
+    trainable = {n for n, _ in weights.items()}
+    assert trainable and all("compacter_pp" in n or "layer_norm" in n for n in trainable)
+    assert not list((output_dir / "rte" / "seed42").glob("checkpoint-*"))  # per-epoch checkpoints cleaned up
+
+
+def test_an_existing_output_dir_is_never_overwritten_silently(deepspeed_run, capsys):
+    code, output_dir = deepspeed_run
+    before = (output_dir / "results.json").read_bytes()
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
+    assert code == EXIT_BAD_INPUT
+    assert "exists and is not empty" in err and "--overwrite" in err and "Traceback" not in err
+    assert (output_dir / "results.json").read_bytes() == before
+
+
+class InterruptAt(TrainerCallback):
+    """Sends this process SIGTERM at the end of a given global step, as a scheduler would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return control
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    straight = tmp_path / "straight"
+    assert run_cli(capsys, "--deepspeed", "none", "--output-dir", str(straight))[0] == EXIT_OK
+
+    interrupted = tmp_path / "interrupted"
+    original = harness.runner.make_trainer
+
+    def make_interrupted_trainer(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        trainer.add_callback(InterruptAt(step=4))  # in the second epoch (3 steps per epoch)
+        return trainer
+
+    monkeypatch.setattr(harness.runner, "make_trainer", make_interrupted_trainer)
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted))
+    assert code == 130 and "--resume" in err
+    assert list((interrupted / "rte" / "seed42").glob("checkpoint-4"))
+    monkeypatch.setattr(harness.runner, "make_trainer", original)
+
+    code, _, _ = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted), "--resume")
+    assert code == EXIT_OK
+    a, b = adapter(straight), adapter(interrupted)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    scores = [
+        json.loads((d / "results.json").read_text())["tasks"]["rte"]["test_mean"] for d in (straight, interrupted)
+    ]
+    assert scores[0] == scores[1]
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    original = harness.training.Seq2SeqTrainer.training_step
+
+    def poisoned(self, model, inputs, num_items_in_batch=None):
+        loss = original(self, model, inputs, num_items_in_batch)
+        return loss * float("nan") if self.state.global_step >= 4 else loss  # NaN in the second epoch
+
+    monkeypatch.setattr(harness.training.Seq2SeqTrainer, "training_step", poisoned)
+    output_dir = tmp_path / "nan"
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
+    assert code == EXIT_FAILED
+    assert "non-finite training loss" in err and "step 5" in err
+    kept = list((output_dir / "rte" / "seed42").glob("checkpoint-3"))  # the end of the first epoch
+    assert kept and (kept[0] / "adapter.safetensors").is_file()
+    assert not (output_dir / "results.json").exists()
+
+
+def test_the_paper_profile_offline_fails_at_once_and_says_what_to_pass(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, _, err = run_cli(capsys, "--profile", "paper", "--output-dir", str(tmp_path / "paper"))
+    assert code == EXIT_BAD_INPUT
+    assert "--model /path/to/t5-base" in err and "--data-dir DIR" in err and "Traceback" not in err
+    assert not (tmp_path / "paper").exists()
+
+
+def test_set_overrides_are_validated_by_the_schema(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--set", "training.learnin_rate=1e-3", "--output-dir", str(tmp_path / "o"))
+    assert code == EXIT_BAD_INPUT
+    assert "training.learnin_rate: unknown key" in err
