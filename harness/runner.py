@@ -75,8 +75,17 @@ class RunContext:
 # --- set-up ----------------------------------------------------------------------------------------------------
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a `deepspeed`/`torchrun` launch (or a single process) writes the run's files."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def prepare_output_dir(path: Path, resume: bool, overwrite: bool) -> None:
     """Never overwrite silently: an existing, non-empty folder needs --resume or --overwrite."""
+    if not is_main_process():
+        return
     if path.exists() and any(path.iterdir()):
         if resume:
             return
@@ -232,7 +241,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
     history = epoch_history(trainer.state.log_history)
     best_epoch = max(history, key=lambda h: h["validation"]["average"])["epoch"] if history else epochs
     validation = next((h["validation"] for h in history if h["epoch"] == best_epoch), {})
-    if not ctx.options.keep_checkpoints:
+    if not ctx.options.keep_checkpoints and is_main_process():
         for stale in folder.glob("checkpoint-*"):
             shutil.rmtree(stale)
     tokens = datasets["train"].token_count() * epochs
@@ -387,6 +396,8 @@ def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
     from harness.report import write_report
     from harness.results import save_results
 
+    if not is_main_process():
+        return
     path = output_dir / "results.json"
     path.unlink(missing_ok=True)
     loaded = save_results(results, path)

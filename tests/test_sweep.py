@@ -1,0 +1,67 @@
+"""`harness run --sweep`: the paper's grid, one run per valid point, chosen per task by validation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import harness.runner
+from harness.runner import RunOptions
+from harness.spec import SpecError
+from harness.sweep import grid_points, sweep
+from tests.conftest import SPEC_DIR
+
+
+def test_the_grid_covers_the_arguments_the_method_accepts():
+    compacter = grid_points(SPEC_DIR / "compacter.yaml", [])
+    assert len(compacter) == 9 and {"reduction_factor": 8, "n": 12} in compacter
+    adapter = grid_points(SPEC_DIR / "adapter.yaml", [])  # no n: only the reduction factor
+    assert adapter == [{"reduction_factor": 32}, {"reduction_factor": 16}, {"reduction_factor": 8}]
+    with pytest.raises(SpecError, match="grid"):
+        grid_points(SPEC_DIR / "bitfit.yaml", [])
+
+
+def fake_results(validation: dict[str, float], test: dict[str, float], percent: float) -> dict:
+    return {
+        "budget": {"trainable_percent": percent},
+        "tasks": {
+            task: {"validation_mean": {"average": validation[task]}, "test_mean": {"average": test[task]}}
+            for task in validation
+        },
+    }
+
+
+def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test(tmp_path, monkeypatch):
+    # Hand-made scores per (reduction factor, n): rte is best on validation at (16, 4), cola at (8, 8).
+    table = {
+        (32, 4): ({"rte": 60.0, "cola": 10.0}, {"rte": 59.0, "cola": 11.0}),
+        (16, 4): ({"rte": 70.0, "cola": 12.0}, {"rte": 65.0, "cola": 13.0}),
+        (8, 8): ({"rte": 55.0, "cola": 30.0}, {"rte": 80.0, "cola": 25.0}),
+    }
+    calls = []
+
+    def run_single(spec_path, options):
+        point = {o.split("=")[0].rsplit(".", 1)[1]: int(o.split("=")[1]) for o in options.overrides}
+        calls.append(point)
+        key = (point["reduction_factor"], point["n"])
+        if key not in table:  # stands for a point the model cannot take
+            raise SpecError([f"{spec_path}: method.args.n: {key[1]} must divide the bottleneck"])
+        return fake_results(*table[key], percent=0.07), options.output_dir
+
+    monkeypatch.setattr(harness.runner, "run_single", run_single)
+    out = tmp_path / "sweep"
+    _, folder = sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=out))
+    assert folder == out and len(calls) == 9
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["chosen"]["rte"]["point"] == {"reduction_factor": 16, "n": 4}
+    assert summary["chosen"]["rte"]["test"] == 65.0  # the chosen point's test, not the best test (80)
+    assert summary["chosen"]["cola"]["point"] == {"reduction_factor": 8, "n": 8}
+    assert len(summary["skipped"]) == 6
+    assert "**(chosen)**" in (out / "sweep.md").read_text()
+
+
+def test_a_sweep_refuses_an_existing_folder(tmp_path):
+    (tmp_path / "x").write_text("results")
+    with pytest.raises(SpecError, match="--overwrite"):
+        sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=tmp_path))
