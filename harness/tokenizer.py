@@ -1,9 +1,11 @@
 """Tokenizers: the real T5 tokenizer for the paper profile, or one trained offline for smoke runs.
 
-The smoke tokenizer is a small unigram model trained in well under a second on the smoke data's text,
+The smoke tokenizer is a small BPE model trained in well under a second on the smoke data's text,
 with T5's special-token layout (<pad> = 0, </s> = 1, <unk> = 2) and T5's `</s>` appended to every
 sequence, wrapped as a transformers T5 tokenizer through `tokenizer_object=` (a `vocab_file=` argument
-would be ignored silently by transformers 5).
+would be ignored silently by transformers 5). BPE, not unigram: the `tokenizers` unigram trainer returns a
+different vocabulary from run to run on the same text, and a smoke run (and its resume test) must be
+reproducible.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerBase:
-    """A unigram tokenizer of at most `vocab_size` entries trained on `texts` (deterministic)."""
-    tokenizer = Tokenizer(models.Unigram())
+    """A BPE tokenizer of at most `vocab_size` entries trained on `texts` (the same texts give the same one)."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token="<unk>")
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False)
     tokenizer.train_from_iterator(list(texts), trainer=trainer)
     eos = tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
