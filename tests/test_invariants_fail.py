@@ -109,6 +109,28 @@ def test_kron_sum_fails_on_a_wrong_layer(check_context, holds, monkeypatch, attr
     assert_fails("kron_sum", check_context("compacter"), r"output differs from x Σ kron\(A_i, B_i\) \+ b by")
 
 
+FACTORED_IN, FACTORED_OUT = impl.layers.phm.factored_in, impl.layers.phm.factored_out
+
+
+def factored_in_with_a_transposed(x, a, s, t, bias):
+    return FACTORED_IN(x, a.transpose(1, 2), s, t, bias)
+
+
+def factored_out_with_t_reversed(x, a, s, t, bias):
+    return FACTORED_OUT(x, a, s, t.flip(0), bias)
+
+
+@pytest.mark.parametrize(
+    "name, replacement",
+    [("factored_in", factored_in_with_a_transposed), ("factored_out", factored_out_with_t_reversed)],
+)
+def test_kron_sum_fails_on_a_wrong_factored_algorithm(check_context, holds, monkeypatch, name, replacement):
+    # each factored algorithm is checked, also the one "auto" does not pick for the drawn shapes
+    assert_holds(holds, "compacter", "kron_sum")
+    monkeypatch.setattr(impl.layers.phm, name, replacement)
+    assert_fails("kron_sum", check_context("compacter"), rf"\({name}\): output differs from x Σ kron")
+
+
 def test_kron_sum_failure_is_reported_on_one_line(check_context, monkeypatch):
     monkeypatch.setattr(PHMLinear, "forward", forward_without_bias)
     result = run_invariant("kron_sum", check_context("compacter"))

@@ -13,7 +13,7 @@ from torch import nn
 
 from harness.invariants.kron_sum import check_case, explicit_kron_sum
 from impl.layers.init import glorot_uniform_
-from impl.layers.phm import PHMLinear, PHMRule
+from impl.layers.phm import ALGORITHMS, FACTORED_IN, FACTORED_OUT, MATERIALISE, PHMLinear, PHMRule
 from tests.strategies import not_multiples_of, phm_cases
 
 
@@ -40,9 +40,11 @@ def test_factorised_blocks_have_rank_at_most_r(n, p, q, rank):
         assert torch.linalg.matrix_rank(block) <= min(rank, p, q)
 
 
-def test_gradients_match_autograd_on_the_explicit_weight():
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_gradients_match_autograd_on_the_explicit_weight(algorithm):
     torch.manual_seed(0)
     layer = PHMLinear(8, 12, 4, rank=2).double()
+    layer.algorithm = algorithm
     with torch.no_grad():
         layer.rule.normal_()
         layer.bias.normal_()
@@ -55,6 +57,16 @@ def test_gradients_match_autograd_on_the_explicit_weight():
     ((x @ explicit_kron_sum(layer) + layer.bias) ** 2).sum().backward()
     for name, p in layer.named_parameters():
         torch.testing.assert_close(ours[name], p.grad, msg=name)
+
+
+def test_auto_takes_the_algorithm_with_the_fewest_multiply_adds():
+    # per input row: materialise in·out; factored_in r·n·(in + n·out); factored_out r·n·(n·in + out)
+    down, up, full = PHMLinear(768, 24, 4, rank=1), PHMLinear(24, 768, 4, rank=1), PHMLinear(768, 24, 4)
+    assert down.chosen_algorithm() == FACTORED_IN  # 18,432 vs 4·(768 + 96) = 3,456 vs 4·(3,072 + 24) = 12,384
+    assert up.chosen_algorithm() == FACTORED_OUT  # 18,432 vs 4·(24 + 3,072) = 12,384 vs 4·(96 + 768) = 3,456
+    assert full.chosen_algorithm() == MATERIALISE  # a full B has no factored form
+    down.algorithm = MATERIALISE
+    assert down.chosen_algorithm() == MATERIALISE
 
 
 class Shared(nn.Module):

@@ -11,6 +11,20 @@ The rule A may belong to the layer or be shared by many layers (Compacter shares
 layers of a model): a shared rule is held by a `PHMRule` module registered once, elsewhere in the
 model, and each layer keeps an unregistered reference to that module, so the parameter is one object,
 listed and counted once, and receives gradient from every layer that uses it.
+
+How y is computed is a choice, not part of the definition (any computation equal to x H + b is faithful):
+
+- `materialise` (the released code): H by one einsum, then one matmul, T·in·out multiply-adds for T rows;
+- `factored_in` (LPHM only): u = x reshaped (T·n, in/n) times s, then u (T, n²r) times K = (A ⊗ t) rearranged,
+  T·r·n·(in + n·out) multiply-adds: cheaper when in ≫ out (the down projection, 768 → 24);
+- `factored_out` (LPHM only): z = x times J = (A ⊗ s) rearranged (in, n²r), then z (T·n, n·r) times t,
+  T·r·n·(n·in + out) multiply-adds: cheaper when out ≫ in (the up projection, 24 → 768).
+
+`PHMLinear.algorithm = "auto"` takes the one with the fewest multiply-adds for the layer's shape (what
+`python -m harness bench-layers` measured to be the fastest on the paper's sizes); every algorithm is checked
+against Σ torch.kron(A_i, B_i) by the `kron_sum` invariant and the tests. The factored algorithms are exact
+rewrites of *this class's* definition: a subclass or patch that redefines `kronecker_weight` or `blocks`
+changes the definition, and the layer then computes that definition by materialising it.
 """
 
 from __future__ import annotations
@@ -22,6 +36,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from impl.layers.init import glorot_uniform_
+
+AUTO, MATERIALISE, FACTORED_IN, FACTORED_OUT = "auto", "materialise", "factored_in", "factored_out"
+ALGORITHMS = (MATERIALISE, FACTORED_IN, FACTORED_OUT)  # ties go to the earlier one
 
 
 class PHMRule(nn.Module):
@@ -73,6 +90,7 @@ class PHMLinear(nn.Module):
         if shared_rule is not None and shared_rule.n != n:
             raise ValueError(f"shared rule has n={shared_rule.n}, layer has n={n}")
         self.in_features, self.out_features, self.n, self.rank = in_features, out_features, n, rank
+        self.algorithm = AUTO  # or one of ALGORITHMS (the factored ones need rank, i.e. the LPHM layer)
         self.weight_init_gain = weight_init_gain
         p, q = in_features // n, out_features // n
         if shared_rule is None:
@@ -136,12 +154,66 @@ class PHMLinear(nn.Module):
         n, p, q = b.shape
         return torch.einsum("iac,iuv->aucv", a, b).reshape(n * p, n * q)
 
+    def chosen_algorithm(self) -> str:
+        """The algorithm `forward` uses: `self.algorithm`, or for "auto" the one with the fewest multiply-adds."""
+        redefined = type(self).kronecker_weight is not _KRONECKER_WEIGHT or type(self).blocks is not _BLOCKS
+        if self.rank is None or redefined:
+            return MATERIALISE
+        if self.algorithm != AUTO:
+            return self.algorithm
+        costs = multiply_adds(self.in_features, self.out_features, self.n, self.rank)
+        return min(ALGORITHMS, key=lambda name: (costs[name], ALGORITHMS.index(name)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        algorithm = self.chosen_algorithm()
+        if algorithm == FACTORED_IN:
+            return factored_in(x, self.rule, self.phm_weight_left, self.phm_weight_right, self.bias)
+        if algorithm == FACTORED_OUT:
+            return factored_out(x, self.rule, self.phm_weight_left, self.phm_weight_right, self.bias)
         # x: (..., in) -> (..., out); F.linear computes x Wᵀ + b, so pass Hᵀ: (out, in).
         return F.linear(x, self.kronecker_weight().t(), self.bias)
 
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, n={self.n}, "
-            f"rank={self.rank}, shared_rule={self.rule_is_shared}"
+            f"rank={self.rank}, shared_rule={self.rule_is_shared}, algorithm={self.algorithm}"
         )
+
+
+_KRONECKER_WEIGHT, _BLOCKS = PHMLinear.kronecker_weight, PHMLinear.blocks  # the definition the rewrites equal
+
+
+def multiply_adds(in_features: int, out_features: int, n: int, rank: int | None) -> dict[str, int]:
+    """Multiply-adds per input row of each algorithm (building H, K or J is per call, not per row: left out)."""
+    costs = {MATERIALISE: in_features * out_features}
+    if rank is not None:
+        costs[FACTORED_IN] = rank * n * (in_features + n * out_features)
+        costs[FACTORED_OUT] = rank * n * (n * in_features + out_features)
+    return costs
+
+
+def factored_in(x: torch.Tensor, a: torch.Tensor, s: torch.Tensor, t: torch.Tensor, bias: torch.Tensor):
+    """x Σ_i A_i ⊗ (s_i t_i) + b without H: contract x with s first (best when in ≫ out).
+
+    y[c·q + v] = Σ_{a,i,r} (Σ_u x[a·p + u] s_i[u, r]) · A_i[a, c] t_i[r, v].
+    """
+    n, p, r = s.shape  # s: (n, p, r) = (i, u, r); a: (n, n, n) = (i, a, c); t: (n, r, q) = (i, r, v)
+    q = t.shape[2]
+    s_cols = s.permute(1, 0, 2).reshape(p, n * r)  # (p, i·r)
+    k = torch.einsum("iac,irv->aircv", a, t).reshape(n * n * r, n * q)  # (a·i·r, c·v)
+    u = x.reshape(-1, p) @ s_cols  # (T·n, p) @ (p, i·r) -> (T·n, i·r), rows (t, a)
+    y = torch.addmm(bias, u.reshape(-1, n * n * r), k)  # (T, a·i·r) @ (a·i·r, out) + b -> (T, out)
+    return y.reshape(*x.shape[:-1], n * q)
+
+
+def factored_out(x: torch.Tensor, a: torch.Tensor, s: torch.Tensor, t: torch.Tensor, bias: torch.Tensor):
+    """x Σ_i A_i ⊗ (s_i t_i) + b without H: contract A and s first, t last (best when out ≫ in).
+
+    y[c·q + v] = Σ_{i,r} (Σ_{a,u} x[a·p + u] A_i[a, c] s_i[u, r]) · t_i[r, v].
+    """
+    n, p, r = s.shape
+    q = t.shape[2]
+    j = torch.einsum("iac,iur->aucir", a, s).reshape(n * p, n * n * r)  # (a·u, c·i·r)
+    z = x.reshape(-1, n * p) @ j  # (T, in) @ (in, c·i·r) -> (T, c·i·r)
+    y = z.reshape(-1, n * r) @ t.reshape(n * r, q)  # (T·c, i·r) @ (i·r, v) -> (T·c, q)
+    return y.reshape(*x.shape[:-1], n * q) + bias  # (..., out)
