@@ -245,16 +245,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def refuse_existing(folder: Path | None, names: tuple[str, ...], overwrite: bool) -> None:
+    """A benchmark's earlier output is never replaced silently: refuse unless --overwrite."""
+    existing = [folder / name for name in names if folder is not None and (folder / name).exists()]
+    if existing and not overwrite:
+        raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing])
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Step time, throughput and peak memory of each spec against full fine-tuning and the floor (one run)."""
     from harness.bench import BenchError, BenchOptions, run_bench
-    from harness.bench_report import markdown, write_outputs
+    from harness.bench_report import OUTPUT_FILES, markdown, write_outputs
 
     for option in ("batch", "source_len", "target_len", "steps", "rounds"):
         if getattr(args, option) < 1:
             raise SpecError([f"--{option.replace('_', '-')}: {getattr(args, option)} must be at least 1"])
     if args.deepspeed is not None and not args.deepspeed.is_file():
         raise SpecError([f"{args.deepspeed}: (top level): file not found"])
+    refuse_existing(args.output_dir, OUTPUT_FILES, args.overwrite)  # before the measurements, not after
     options = BenchOptions(
         model=args.model, batch=args.batch, source_len=args.source_len, target_len=args.target_len,
         steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, precision=args.precision,
@@ -276,6 +284,7 @@ def cmd_bench_layers(args: argparse.Namespace) -> int:
     from harness.bench_layers import layer_markdown, run_layer_bench
 
     ranks = [None if r == 0 else r for r in args.rank]
+    refuse_existing(args.output_dir, ("bench_layers.json", "bench_layers.md"), args.overwrite)
     report = run_layer_bench(args.n, args.d, ranks, args.k, args.rows, args.repeats, args.threads,
                              log=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
     if args.output_dir:
@@ -414,6 +423,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS", help="profile one extra step: top ROWS ops")
     p.add_argument("--output-dir", type=Path, default=None, help="write bench.json, bench.md, bench.png here")
+    p.add_argument("--overwrite", action="store_true", help="replace bench.* already in --output-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench)
 
@@ -426,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--output-dir", type=Path, default=None, help="write bench_layers.json and .md here")
+    p.add_argument("--overwrite", action="store_true", help="replace bench_layers.* already in --output-dir")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_bench_layers)
     return root
