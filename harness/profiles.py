@@ -2,9 +2,10 @@
 
 - `paper`: t5-base by hub name or local path, the real GLUE/SuperGLUE (hub or `--data-dir`), the spec's
   recipe unchanged. Offline, it fails at once and says how to pass local copies.
-- `smoke`: the tiny T5 of `spec/models/t5_tiny.yaml` with random weights, a tokenizer trained offline on
-  the smoke data, the deterministic toy data, and a shortened recipe: it finishes in a minute or two on
-  two CPU cores and needs no network. Its scores are never compared with the paper's.
+- `smoke`: the spec's tiny check model (its `check_model`: `spec/models/t5_tiny.yaml`, or AdapterDrop's
+  12 + 12 block `t5_tiny_deep.yaml`) with random weights, a tokenizer trained offline on the smoke data,
+  the deterministic toy data, and a shortened recipe: it finishes in a minute or two on two CPU cores and
+  needs no network. Its scores are never compared with the paper's.
 """
 
 from __future__ import annotations

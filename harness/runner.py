@@ -10,6 +10,7 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import resource
 import shutil
@@ -33,6 +34,7 @@ from harness.training import (
     single_process_env,
     training_arguments,
 )
+from impl.registry import MethodArgumentError
 
 log = logging.getLogger("harness.run")
 DEEPSPEED_DIR = Path(__file__).resolve().parent.parent / "spec" / "deepspeed"
@@ -356,6 +358,8 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
         raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
     profile = PROFILES[options.profile]
     loaded = load_spec(spec_path, overrides=options.overrides)
+    if profile.name == "smoke" and options.model is None:  # the spec's tiny model (AdapterDrop: 12 + 12 blocks)
+        options = dataclasses.replace(options, model=loaded.check_model_file.name)
     if profile.name == "paper":
         check_paper_sources(options.model or profile.default_model, options.data_dir)
     tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
@@ -368,7 +372,11 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     device, bf16 = device_and_precision(loaded.spec.training.precision)
     ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
 
-    budget = count_budget_of(ctx)
+    try:
+        budget = count_budget_of(ctx)
+    except MethodArgumentError as error:
+        model = options.model or profile.default_model
+        raise SpecError([f"{loaded.path}: method.args.{error.argument}: {error.message} (model {model})"]) from error
     log.info(
         "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
         loaded.spec.method.name,

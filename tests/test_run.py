@@ -138,3 +138,13 @@ def test_set_overrides_are_validated_by_the_schema(tmp_path, capsys):
     code, _, err = run_cli(capsys, "--set", "training.learnin_rate=1e-3", "--output-dir", str(tmp_path / "o"))
     assert code == EXIT_BAD_INPUT
     assert "training.learnin_rate: unknown key" in err
+
+
+def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys):
+    # AdapterDrop's blocks 5–11 do not exist in t5_tiny's 2 + 2 blocks (its smoke default is t5_tiny_deep)
+    spec = str(SPEC_DIR / "adapter_drop.yaml")
+    code = main(["run", spec, "--model", "t5_tiny", "--output-dir", str(tmp_path / "o"), "--deepspeed", "none"])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert "adapter_drop.yaml: method.args.encoder_blocks: encoder has blocks 0..1" in err and "(model t5_tiny)" in err
+    assert "Traceback" not in err
