@@ -116,6 +116,7 @@ class Run(_Strict):
     peak_memory_bytes: NonNegativeInt
     tokens_per_second: NonNegativeFloat
     max_train_samples: PositiveInt | None
+    recipe: dict[str, Any] | None = None  # what this run trained with: the spec's recipe after profile and flags
 
 
 class TaskResult(_Strict):

@@ -182,6 +182,9 @@ def recipe_for(ctx: RunContext, task: str):
         }.items()
         if value is not None
     }
+    lr_set_by_user = any(o.split("=", 1)[0].strip() == "training.learning_rate" for o in ctx.options.overrides)
+    if profile.min_learning_rate is not None and not lr_set_by_user:
+        updates["learning_rate"] = max(training.learning_rate, profile.min_learning_rate)
     recipe = training.model_copy(update=updates)
     epochs = ctx.options.epochs or profile.epochs or training.epochs.per_task.get(task, training.epochs.default)
     return recipe, epochs
@@ -217,13 +220,16 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
     trainer.add_callback(signals)
     checkpoint = last_checkpoint(folder) if ctx.options.resume else None
     log.info(
-        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs%s",
+        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs, batch %d × %d, learning rate %g%s",
         task,
         seed,
         len(datasets["train"]),
         len(datasets["validation"]),
         len(datasets["test"]),
         epochs,
+        recipe.batch_size,
+        recipe.gradient_accumulation_steps,
+        recipe.learning_rate,
         f"; resuming from {checkpoint}" if checkpoint else "",
     )
     started = time.perf_counter()
@@ -258,6 +264,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
         "peak_memory_bytes": peak_memory_bytes(),
         "tokens_per_second": round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
         "max_train_samples": ctx.options.max_train_samples,
+        "recipe": {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs},
     }
 
 

@@ -50,6 +50,7 @@ def test_a_deepspeed_smoke_run_writes_results_report_and_plot(deepspeed_run):
     assert results.profile == "smoke" and results.comparable is False
     run = results.tasks["rte"].runs[0]
     assert [epoch.epoch for epoch in run.history] == [1, 2]
+    assert run.recipe["epochs"] == 2 and run.recipe["batch_size"] == 16 and run.recipe["learning_rate"] == 3e-3
     assert set(run.test) >= {"accuracy", "average"}
     assert (output_dir / "report.md").read_text().count("compacter_pp") >= 1
     assert (output_dir / "score_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -148,3 +149,24 @@ def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys)
     assert code == EXIT_BAD_INPUT
     assert "adapter_drop.yaml: method.args.encoder_blocks: encoder has blocks 0..1" in err and "(model t5_tiny)" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [([], 3e-3), (["training.learning_rate=1e-4"], 1e-4)],
+    ids=["raised-to-the-smoke-floor", "a-user-override-is-kept"],
+)
+def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp_path, overrides, expected):
+    from harness.profiles import PROFILES
+    from harness.runner import RunContext, RunOptions, recipe_for
+    from harness.spec import load_spec
+
+    loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
+    assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
+    options = RunOptions(overrides=overrides)
+    ctx = RunContext(loaded, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
+    recipe, epochs = recipe_for(ctx, "rte")
+    assert recipe.learning_rate == expected
+    assert (recipe.batch_size, recipe.source_length, epochs) == (16, 48, 10)
+    paper = RunContext(loaded, PROFILES["paper"], options, tmp_path, None, "cpu", False)
+    assert recipe_for(paper, "rte")[0].learning_rate == loaded.spec.training.learning_rate  # paper: unchanged
