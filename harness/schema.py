@@ -96,7 +96,17 @@ class ConstantInit(Strict):
     distribution: Literal["zeros", "ones"]
 
 
-InitRule = Annotated[NormalInit | UniformInit | GlorotUniformInit | ConstantInit, Field(discriminator="distribution")]
+class EmbeddingRowsInit(Strict):
+    """A copy of the input embedding's rows start … start + p − 1, p = the tensor's first dimension."""
+
+    params: str
+    distribution: Literal["embedding_rows"]
+    start: NonNegativeInt = 0
+
+
+InitRule = Annotated[
+    NormalInit | UniformInit | GlorotUniformInit | ConstantInit | EmbeddingRowsInit, Field(discriminator="distribution")
+]
 
 
 class Epochs(Strict):

@@ -3,6 +3,10 @@
 A checkpoint holds exactly the parameters with `requires_grad`, under their `named_parameters()` names
 (a shared tensor once). Loading checks the names and shapes match the model's trainable set exactly,
 so a checkpoint from another method or another configuration is refused, never half-applied.
+
+A module may add to the file's metadata what its tensors mean only together with something not saved
+(Intrinsic-SAID: the seed its random projections are drawn from) by defining `checkpoint_metadata() ->
+dict[str, str]`, and refuse a checkpoint by defining `checkpoint_mismatch(metadata) -> str | None`.
 """
 
 from __future__ import annotations
@@ -24,13 +28,23 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().to("cpu").contiguous() for name, p in model.named_parameters() if p.requires_grad}
 
 
+def module_metadata(model: nn.Module) -> dict[str, str]:
+    """What the model's modules ask to store beside their tensors (their `checkpoint_metadata()`)."""
+    metadata: dict[str, str] = {}
+    for module in model.modules():
+        provide = getattr(module, "checkpoint_metadata", None)
+        if callable(provide):
+            metadata.update(provide())
+    return metadata
+
+
 def save_trainable(model: nn.Module, path: str | Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the trainable tensors to `path` (safetensors); refuses to overwrite an existing file."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; remove it or choose another path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(model), str(path), metadata=metadata or {})
+    save_file(trainable_state(model), str(path), metadata={**module_metadata(model), **(metadata or {})})
     return path
 
 
@@ -48,6 +62,11 @@ def load_trainable(model: nn.Module, path: str | Path) -> dict[str, str]:
             )
         tensors = {name: handle.get_tensor(name) for name in sorted(keys)}
         metadata = handle.metadata() or {}
+    for module in model.modules():
+        check = getattr(module, "checkpoint_mismatch", None)
+        problem = check(metadata) if callable(check) else None
+        if problem:
+            raise CheckpointMismatchError(f"{path}: {problem}")
     for name, tensor in tensors.items():
         if tensor.shape != parameters[name].shape:
             raise CheckpointMismatchError(

@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 from harness.invariants import CheckContext, Result, run_invariant
+from impl.registry import METHODS, Method
 
 
 def assert_holds(holds, spec_name: str, invariant: str) -> None:
@@ -26,3 +27,14 @@ def modified(ctx: CheckContext, tiny_model_file, **spec_updates) -> CheckContext
     """A fresh context whose spec has the given top-level fields replaced (the cached one is untouched)."""
     spec = ctx.loaded.spec.model_copy(update=spec_updates)
     return CheckContext(dataclasses.replace(ctx.loaded, spec=spec), tiny_model_file)
+
+
+def wrap_builder(monkeypatch, name: str, after) -> None:
+    """The method's registered builder runs as usual, then `after(model)` rearranges what it built."""
+    original = METHODS[name].build
+
+    def build(model, **kwargs):
+        original(model, **kwargs)
+        after(model)
+
+    monkeypatch.setitem(METHODS, name, Method(name, build))

@@ -16,20 +16,7 @@ from impl.inject import attach_after
 from impl.layers.bias import AddBias
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear
-from impl.registry import METHODS, Method
-from tests.invariant_helpers import assert_fails, assert_holds
-
-
-def wrap_builder(monkeypatch, name: str, after) -> None:
-    """The method's registered builder runs as usual, then `after(model)` rearranges what it built."""
-    original = METHODS[name].build
-
-    def build(model, **kwargs):
-        original(model, **kwargs)
-        after(model)
-
-    monkeypatch.setitem(METHODS, name, Method(name, build))
-
+from tests.invariant_helpers import assert_fails, assert_holds, wrap_builder
 
 # --- placement ---------------------------------------------------------------------------------------------------
 

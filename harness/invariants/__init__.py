@@ -2,11 +2,15 @@
 
 from harness.invariants import (  # noqa: F401  (importing registers them)
     budget,
+    fastfood,
+    hadamard,
     identity,
     init_distribution,
     kron_sum,
     near_identity,
     placement,
+    projection,
+    prompt,
     rank,
     shared_rule,
     skipping,

@@ -2,8 +2,10 @@
 
 Each `init` rule's values (all tensors its glob matches, pooled) are tested with a one-sample
 Kolmogorov–Smirnov test against the declared law; Glorot-uniform values are first divided by each
-tensor's bound gain·√(6/(rows+cols)) and tested against U(−1, 1). Constants must be exact. Every
-parameter the method adds must be covered by a rule.
+tensor's bound gain·√(6/(rows+cols)) and tested against U(−1, 1). Constants must be exact, and so must
+copies of embedding rows (`embedding_rows`, start s: a (p, d) tensor equals rows s … s + p − 1 of the
+model's input embedding E, P = E[s : s + p], bit for bit, in storage of its own). Every parameter the
+method adds must be covered by a rule.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import stats
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import invariant
 from harness.invariants.trainable import added_parameter_names
-from harness.schema import ConstantInit, GlorotUniformInit, NormalInit, UniformInit
+from harness.schema import ConstantInit, EmbeddingRowsInit, GlorotUniformInit, NormalInit, UniformInit
 from impl.inject import matching_names
 
 MIN_SAMPLES = 20
@@ -26,6 +28,32 @@ MIN_SAMPLES = 20
 class KSOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     alpha: float = Field(1e-3, gt=0.0, lt=1.0)  # reject the declared law when the KS p-value is below
+
+
+def shares_storage(first: torch.Tensor, second: torch.Tensor) -> bool:
+    return first.untyped_storage().data_ptr() == second.untyped_storage().data_ptr()
+
+
+def check_embedding_rows(rule: EmbeddingRowsInit, model: torch.nn.Module, names: list[str]) -> str:
+    """Each matched (p, d) tensor is a copy of rows start … start + p − 1 of the input embedding (V, d)."""
+    embedding = model.get_input_embeddings().weight  # (V, d)
+    parameters = dict(model.named_parameters())
+    for name in names:
+        tensor = parameters[name]  # (p, d)
+        rows = tensor.shape[0] if tensor.dim() == 2 else 0
+        stop = rule.start + rows
+        if tensor.dim() != 2 or tensor.shape[1] != embedding.shape[1] or stop > embedding.shape[0]:
+            raise InvariantViolation(
+                f"{rule.params}: {name} is {tuple(tensor.shape)}; rows {rule.start}… of the {tuple(embedding.shape)} "
+                "input embedding cannot fill it"
+            )
+        if not torch.equal(tensor, embedding[rule.start : stop]):
+            raise InvariantViolation(
+                f"{rule.params}: {name} is not a copy of rows {rule.start}..{stop - 1} of the input embedding"
+            )
+        if shares_storage(tensor, embedding):
+            raise InvariantViolation(f"{rule.params}: {name} shares storage with the input embedding: not a copy")
+    return f"{rule.params} = rows {rule.start}.. of the input embedding, copied ({len(names)} tensors)"
 
 
 def samples(rule, tensors: list[torch.Tensor]):
@@ -43,7 +71,7 @@ def samples(rule, tensors: list[torch.Tensor]):
 
 @invariant("init_distribution", KSOptions)
 def init_distribution(ctx: CheckContext, options: KSOptions) -> str:
-    """Each declared init law holds (Kolmogorov–Smirnov; constants exact) and covers every added parameter."""
+    """Declared init laws hold (KS test; constants and embedding-row copies exact) and cover every added parameter."""
     model = ctx.method_model().model
     parameters = dict(model.named_parameters())
     uncovered = sorted(
@@ -54,6 +82,9 @@ def init_distribution(ctx: CheckContext, options: KSOptions) -> str:
     reports = []
     for rule in ctx.spec.init:
         names = sorted(matching_names(parameters, [rule.params]))
+        if isinstance(rule, EmbeddingRowsInit):
+            reports.append(check_embedding_rows(rule, model, names))
+            continue
         tensors = [parameters[name].detach().double() for name in names]
         if isinstance(rule, ConstantInit):
             value = 0.0 if rule.distribution == "zeros" else 1.0

@@ -6,7 +6,11 @@ from impl.methods import (  # noqa: F401  (importing registers)
     bitfit,
     compacter,
     compacter_pp,
+    full_finetune,
+    intrinsic_said,
     low_rank_adapter,
     pfeiffer_adapter,
     phm_adapter,
+    prompt_tuning_random,
+    prompt_tuning_tokens,
 )
