@@ -140,7 +140,7 @@ def measure(job: Job) -> dict:
             torch.nn.utils.clip_grad_norm_(trainable, max_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return float(loss)
+        return loss.detach().item()
 
     rss_after_build = current_rss_bytes()
     peak_resettable = reset_peak_rss() if not cuda else False
