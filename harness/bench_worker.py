@@ -56,15 +56,21 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def peak_rss_bytes() -> int:
-    """VmHWM from /proc (resettable), else the lifetime maximum from getrusage (KiB on Linux)."""
+def proc_status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (`VmHWM`, `VmRSS`) in bytes; None where /proc does not have it."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024  # reported in kB
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return None
+
+
+def peak_rss_bytes() -> int:
+    """VmHWM from /proc (resettable), else the lifetime maximum from getrusage (KiB on Linux)."""
+    peak = proc_status_bytes("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def build(job: Job):
@@ -142,7 +148,7 @@ def measure(job: Job) -> dict:
             optimizer.zero_grad(set_to_none=True)
         return loss.detach().item()
 
-    rss_after_build = current_rss_bytes()
+    rss_after_build = proc_status_bytes("VmRSS") or 0
     peak_resettable = reset_peak_rss() if not cuda else False
     if cuda:
         torch.cuda.synchronize()
@@ -176,16 +182,6 @@ def measure(job: Job) -> dict:
     if job.profile:
         result["profile"] = profile_step(step, cuda)
     return result
-
-
-def current_rss_bytes() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def profile_step(step, cuda: bool) -> list[dict]:
