@@ -26,7 +26,7 @@ from transformers import (
     TrainerCallback,
 )
 
-from impl.state import load_trainable, trainable_state
+from impl.state import load_trainable, save_trainable
 
 ADAPTER_FILE = "adapter.safetensors"
 
@@ -106,9 +106,7 @@ class HarnessTrainer(Seq2SeqTrainer):
         path = output_dir / ADAPTER_FILE
         if path.exists():  # the Trainer re-saves into the same checkpoint folder when it stops on a signal
             path.unlink()
-        from safetensors.torch import save_file
-
-        save_file(trainable_state(self.model), str(path), metadata={"format": "pt"})
+        save_trainable(self.model, path, {"format": "pt"})  # with what the modules add (Intrinsic-SAID's seed)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(str(output_dir))
 

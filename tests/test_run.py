@@ -170,3 +170,16 @@ def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp
     assert (recipe.batch_size, recipe.source_length, epochs) == (16, 48, 10)
     paper = RunContext(loaded, PROFILES["paper"], options, tmp_path, None, "cpu", False)
     assert recipe_for(paper, "rte")[0].learning_rate == loaded.spec.training.learning_rate  # paper: unchanged
+
+
+@pytest.mark.parametrize("method", ["intrinsic_said", "prompt_tuning_tokens", "full_finetune"])
+def test_the_other_method_families_train_evaluate_and_reload_their_best_checkpoint(tmp_path, capsys, method):
+    # the best epoch's checkpoint is reloaded at the end: Intrinsic-SAID's must carry its projection seed
+    output_dir = tmp_path / method
+    args = ["run", str(SPEC_DIR / f"{method}.yaml"), *SMALL, "--deepspeed", "none", "--output-dir", str(output_dir)]
+    assert main(args) == EXIT_OK, capsys.readouterr().err[-2000:]
+    run = load_results(output_dir / "results.json").results.tasks["rte"].runs[0]
+    assert [epoch.epoch for epoch in run.history] == [1, 2] and "average" in run.test
+    weights = load_file(str(output_dir / run.best_checkpoint))
+    prefix = "" if method == "full_finetune" else f"{method}."  # full fine-tuning saves every tensor
+    assert weights and all(name.startswith(prefix) for name in weights)
