@@ -14,13 +14,17 @@ them together, so a whole group of same-sized tensors costs a handful of large k
 formula exactly, with less work than its two transforms of size L:
 - B pad_L(z) is non-zero only in its first d = min(n, L) entries, so H B pad_L(z) is periodic with period
   p = min(2^⌈log2 n⌉, L) (H_L = H_{L/p} ⊗ H_p, and the first column of H_{L/p} is all ones): a transform of
-  size p gives one period w, and (Π H B pad z)_j = w[π(j) mod p]. Only `index` = π mod p is kept (int16).
+  size p gives one period w, and (Π H B pad z)_j = w[π(j) mod p]. Only `index` = π mod p is kept (int32,
+  gathered and scattered row by row: flattening the rows needs a per-call offset pass that cost more than
+  the gather itself). The scale 1/(‖G‖ √D), and λ, multiply the small period w, not the (k, D) output.
 - Of the final transform only the D first outputs are computed (`hadamard_head`).
 - The backward uses Pᵀ: for base + λ·P(z), ∂z = λ Pᵀg, ∂λ = ⟨Pᵀg, z⟩ (= ⟨g, P z⟩), ∂base = g, so the
   D-sized P(z) is never kept for the backward.
 
 The random B, Π, G of each projection come from a private CPU `torch.Generator` seeded with its seed, never
-the global RNG: a projection is a function of (seed, n, D) and of the torch version's generator.
+the global RNG: a projection is a function of (seed, n, D) and of the torch version's generator. G is stored
+in float16 — N(0, 1) samples rounded to 11 significant bits, ‖G‖ computed from the stored values, so the
+projection is exactly the formula's for that G — which halves its memory (0.8 GB on t5-base).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from torch.autograd.function import once_differentiable
 
 from impl.layers.hadamard import fwht_raw, hadamard_head, hadamard_of_head, next_power_of_two
 
+GAUSSIAN_DTYPE = torch.float16  # how G is stored (computations run in z's dtype)
+
 
 def derive_seed(seed: int, key: str) -> int:
     """A 63-bit seed for one projection from a method's seed and a stable key (e.g. the tensor's name)."""
@@ -44,13 +50,14 @@ def derive_seed(seed: int, key: str) -> int:
 def draw_fastfood(in_features: int, out_features: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The random (B, π, G) of one projection R^n → R^D, drawn in this order from one seeded CPU generator.
 
-    Returns sign (d,) int8 ±1 (the part of B that meets z, d = min(n, L)), perm (L,) int64, gaussian (L,) f32.
+    Returns sign (d,) int8 ±1 (the part of B that meets z, d = min(n, L)), perm (L,) int64 and gaussian (L,):
+    N(0, 1) samples drawn in float32 and stored in float16.
     """
     size = next_power_of_two(out_features)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     sign = torch.randint(0, 2, (min(in_features, size),), generator=generator, dtype=torch.int8) * 2 - 1  # (d,)
     perm = torch.randperm(size, generator=generator)  # (L,)
-    gaussian = torch.randn(size, generator=generator, dtype=torch.float32)  # (L,)
+    gaussian = torch.randn(size, generator=generator, dtype=torch.float32).to(GAUSSIAN_DTYPE)  # (L,)
     return sign.to(torch.int8), perm, gaussian
 
 
@@ -98,10 +105,10 @@ class FastfoodBank(nn.Module):
         self.used = min(in_features, self.size)  # d: the entries of z that reach the output
         self.period = min(next_power_of_two(in_features), self.size)  # p
         k, meta = len(self.seeds), torch.device("meta")
-        index_dtype = torch.int16 if self.period <= 1 << 15 else torch.int32
         self.register_buffer("sign", torch.empty(k, self.used, dtype=torch.int8, device=meta), persistent=False)
-        self.register_buffer("index", torch.empty(k, self.size, dtype=index_dtype, device=meta), persistent=False)
-        self.register_buffer("gaussian", torch.empty(k, self.size, device=meta), persistent=False)
+        self.register_buffer("index", torch.empty(k, self.size, dtype=torch.int32, device=meta), persistent=False)
+        self.register_buffer("gaussian", torch.empty(k, self.size, dtype=GAUSSIAN_DTYPE, device=meta), persistent=False)
+        self._fingerprint: str | None = None
         self.register_buffer("scale", torch.empty(k, dtype=torch.float64, device=meta), persistent=False)
         device = torch.device(device if device is not None else "cpu")
         if device.type != "meta":
@@ -121,29 +128,33 @@ class FastfoodBank(nn.Module):
         device = torch.device("cpu") if device.type == "meta" else device
         sign = torch.empty(self.rows, self.used, dtype=torch.int8)
         index = torch.empty(self.rows, self.size, dtype=self.index.dtype)
-        gaussian = torch.empty(self.rows, self.size)
+        gaussian = torch.empty(self.rows, self.size, dtype=GAUSSIAN_DTYPE)
         for row, seed in enumerate(self.seeds):
             sign[row], perm, gaussian[row] = draw_fastfood(self.in_features, self.out_features, seed)
             index[row] = perm % self.period  # π(j) mod p
-        norms = gaussian.double().norm(dim=1)  # (k,) ‖G_i‖
+        norms = gaussian.double().norm(dim=1)  # (k,) ‖G_i‖ of the stored values
+        digest = hashlib.sha256(repr((self.in_features, self.out_features, self.seeds)).encode())
+        for tensor in (sign[:, :16], index[:, :16], gaussian[:, :16].float()):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        self._fingerprint = digest.hexdigest()[:16]  # of the draws, before any cast of the buffers
         self.sign, self.index = sign.to(device), index.to(device)
         self.gaussian = gaussian.to(device=device, dtype=self.gaussian.dtype)
         self.scale = (1.0 / (norms * self.out_features**0.5)).to(device=device, dtype=self.scale.dtype)  # (k,)
 
     def fingerprint(self) -> str:
-        """A short hash of the drawn values, to tell whether a generator reproduced the same projections."""
-        if not self.generated:
+        """A short hash of the drawn values (taken when drawn: a later dtype cast of the model leaves it), to tell
+        whether a generator reproduced the same projections."""
+        if self._fingerprint is None:
             self.generate()
-        digest = hashlib.sha256(repr((self.in_features, self.out_features, self.seeds)).encode())
-        for tensor in (self.sign[:, :16], self.index[:, :16], self.gaussian[:, :16].float()):
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()[:16]
+        return self._fingerprint
 
-    def _flat_index(self, workspace: Workspace) -> torch.Tensor:
-        """(k, L) int32 positions of π_i(j) mod p in the flattened (k, p) periods."""
-        offsets = torch.arange(self.rows, device=self.index.device, dtype=torch.int32).mul_(self.period)
-        flat = workspace.take("a", self.rows * self.size, torch.int32, self.index.device).view(self.rows, self.size)
-        return torch.add(self.index, offsets[:, None], out=flat)
+    def _gaussian(self, dtype: torch.dtype, workspace: Workspace) -> torch.Tensor:
+        """G in the computation's dtype: (k, L). A float16 G is converted into a reused buffer, since a
+        mixed-dtype in-place product runs several times slower than a conversion and a same-dtype product."""
+        if self.gaussian.dtype == dtype:
+            return self.gaussian
+        buffer = workspace.take("G", self.rows * self.size, dtype, self.gaussian.device).view(self.rows, self.size)
+        return buffer.copy_(self.gaussian)
 
     def project(
         self,
@@ -162,14 +173,14 @@ class FastfoodBank(nn.Module):
         x = workspace.take("x", k * self.period, dtype, device).view(k, self.period).zero_()  # (k, p)
         torch.mul(z[: self.used], self.sign, out=x[:, : self.used])  # B pad(z)
         w = fwht_raw(x, out=workspace.take("w", k * self.period, dtype, device), scratch=x)  # (k, p): a period
-        index = self._flat_index(workspace)  # (k, L)
-        u = workspace.take("b", k * size, dtype, device)
-        torch.index_select(w.view(-1), 0, index.view(-1), out=u)  # (k·L,) = Π H B pad(z)
-        u = u.view(k, size).mul_(self.gaussian.to(dtype))  # (k, L) = G Π H B pad(z)
-        out = z.new_empty(k, self.out_features) if out is None else out
-        hadamard_head(u, self.out_features, out=out, work=workspace.take("a", k * size, dtype, device))
         scale = self.scale.to(dtype) if factors is None else self.scale.to(dtype) * factors  # (k,)
-        return out.mul_(scale[:, None])  # (k, D)
+        w.mul_(scale[:, None])  # (k, p): the scale, on the period rather than on the (k, D) output (P is linear)
+        u = workspace.take("b", k * size, dtype, device).view(k, size)
+        for row in range(k):
+            torch.index_select(w[row], 0, self.index[row], out=u[row])  # (L,) = Π H B pad(z)
+        u.mul_(self._gaussian(dtype, workspace))  # (k, L) = G Π H B pad(z)
+        out = z.new_empty(k, self.out_features) if out is None else out
+        return hadamard_head(u, self.out_features, out=out, work=workspace.take("a", k * size, dtype, device))
 
     def project_transpose(self, g: torch.Tensor, workspace: Workspace | None = None) -> torch.Tensor:
         """Every P_iᵀ g_i, no autograd graph: (k, D) -> (k, n)."""
@@ -179,10 +190,11 @@ class FastfoodBank(nn.Module):
         k, size, dtype, device = self.rows, self.size, g.dtype, g.device
         h = workspace.take("b", k * size, dtype, device).view(k, size)
         hadamard_of_head(g, size, out=h, work=workspace.take("a", k * size, dtype, device))  # (k, L) = H pad_L(g)
-        h.mul_(self.gaussian.to(dtype))  # (k, L) = G H pad_L(g)
-        index = self._flat_index(workspace)
-        w = g.new_zeros(k * self.period).index_add_(0, index.view(-1), h.view(-1))  # (k·p,): Πᵀ, folded
-        x = fwht_raw(w.view(k, self.period), out=w.view(k, self.period))  # (k, p)
+        h.mul_(self._gaussian(dtype, workspace))  # (k, L) = G H pad_L(g)
+        w = g.new_zeros(k, self.period)  # (k, p)
+        for row in range(k):
+            w[row].index_add_(0, self.index[row], h[row])  # Πᵀ, folded modulo p
+        x = fwht_raw(w, out=w)  # (k, p)
         out = g.new_zeros(k, self.in_features)  # (k, n): entries of z beyond d never reach the output
         out[:, : self.used] = x[:, : self.used] * self.sign * self.scale.to(dtype)[:, None]
         return out
@@ -228,8 +240,8 @@ class _BankUpdate(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         theta = bank.project(z, scales, out=out, workspace=workspace)  # (k, D) = λ_i P_i(z)
         if bases:
-            stacked = workspace.take("g", theta.numel(), theta.dtype, theta.device).view(theta.shape)
-            theta.add_(torch.stack([b.reshape(-1) for b in bases], out=stacked))  # (k, D) = θ⁰ + λ P(z)
+            for row, base in enumerate(bases):
+                theta[row].add_(base.reshape(-1))  # (D,) = θ⁰_i + λ_i P_i(z), no stacked copy of θ⁰
             return tuple(theta[row].view(shape) for row, shape in enumerate(ctx.shapes))
         return tuple(theta.unbind(0))
 
