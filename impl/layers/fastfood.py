@@ -14,9 +14,10 @@ them together, so a whole group of same-sized tensors costs a handful of large k
 formula exactly, with less work than its two transforms of size L:
 - B pad_L(z) is non-zero only in its first d = min(n, L) entries, so H B pad_L(z) is periodic with period
   p = min(2^⌈log2 n⌉, L) (H_L = H_{L/p} ⊗ H_p, and the first column of H_{L/p} is all ones): a transform of
-  size p gives one period w, and (Π H B pad z)_j = w[π(j) mod p]. Only `index` = π mod p is kept (int32,
-  gathered and scattered row by row: flattening the rows needs a per-call offset pass that cost more than
-  the gather itself). The scale 1/(‖G‖ √D), and λ, multiply the small period w, not the (k, D) output.
+  size p gives one period w, and (Π H B pad z)_j = w[π(j) mod p]. Only `index` = π mod p is kept, in int16
+  when p ≤ 2^15 (0.8 GB on t5-base, half of int32), widened row by row into a reused int32 buffer for the
+  gather and the scatter (flattening the rows instead cost a per-call offset pass over all k·L entries, more
+  than the gather itself). The scale 1/(‖G‖ √D), and λ, multiply the small period w, not the (k, D) output.
 - Of the final transform only the D first outputs are computed (`hadamard_head`).
 - The backward uses Pᵀ: for base + λ·P(z), ∂z = λ Pᵀg, ∂λ = ⟨Pᵀg, z⟩ (= ⟨g, P z⟩), ∂base = g, so the
   D-sized P(z) is never kept for the backward.
@@ -106,7 +107,8 @@ class FastfoodBank(nn.Module):
         self.period = min(next_power_of_two(in_features), self.size)  # p
         k, meta = len(self.seeds), torch.device("meta")
         self.register_buffer("sign", torch.empty(k, self.used, dtype=torch.int8, device=meta), persistent=False)
-        self.register_buffer("index", torch.empty(k, self.size, dtype=torch.int32, device=meta), persistent=False)
+        index_dtype = torch.int16 if self.period <= 1 << 15 else torch.int32
+        self.register_buffer("index", torch.empty(k, self.size, dtype=index_dtype, device=meta), persistent=False)
         self.register_buffer("gaussian", torch.empty(k, self.size, dtype=GAUSSIAN_DTYPE, device=meta), persistent=False)
         self._fingerprint: str | None = None
         self.register_buffer("scale", torch.empty(k, dtype=torch.float64, device=meta), persistent=False)
@@ -148,6 +150,12 @@ class FastfoodBank(nn.Module):
             self.generate()
         return self._fingerprint
 
+    def _row_index(self, row: int, workspace: Workspace) -> torch.Tensor:
+        """π_row mod p as an int32 (L,) tensor (index_select and index_add_ take int32 or int64, not int16)."""
+        if self.index.dtype == torch.int32:
+            return self.index[row]
+        return workspace.take("i", self.size, torch.int32, self.index.device).copy_(self.index[row])
+
     def _gaussian(self, dtype: torch.dtype, workspace: Workspace) -> torch.Tensor:
         """G in the computation's dtype: (k, L). A float16 G is converted into a reused buffer, since a
         mixed-dtype in-place product runs several times slower than a conversion and a same-dtype product."""
@@ -177,7 +185,7 @@ class FastfoodBank(nn.Module):
         w.mul_(scale[:, None])  # (k, p): the scale, on the period rather than on the (k, D) output (P is linear)
         u = workspace.take("b", k * size, dtype, device).view(k, size)
         for row in range(k):
-            torch.index_select(w[row], 0, self.index[row], out=u[row])  # (L,) = Π H B pad(z)
+            torch.index_select(w[row], 0, self._row_index(row, workspace), out=u[row])  # (L,) = Π H B pad(z)
         u.mul_(self._gaussian(dtype, workspace))  # (k, L) = G Π H B pad(z)
         out = z.new_empty(k, self.out_features) if out is None else out
         return hadamard_head(u, self.out_features, out=out, work=workspace.take("a", k * size, dtype, device))
@@ -193,7 +201,7 @@ class FastfoodBank(nn.Module):
         h.mul_(self._gaussian(dtype, workspace))  # (k, L) = G H pad_L(g)
         w = g.new_zeros(k, self.period)  # (k, p)
         for row in range(k):
-            w[row].index_add_(0, self.index[row], h[row])  # Πᵀ, folded modulo p
+            w[row].index_add_(0, self._row_index(row, workspace), h[row])  # Πᵀ, folded modulo p
         x = fwht_raw(w, out=w)  # (k, p)
         out = g.new_zeros(k, self.in_features)  # (k, n): entries of z beyond d never reach the output
         out[:, : self.used] = x[:, : self.used] * self.sign * self.scale.to(dtype)[:, None]
