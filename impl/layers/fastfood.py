@@ -110,8 +110,8 @@ class FastfoodBank(nn.Module):
         index_dtype = torch.int16 if self.period <= 1 << 15 else torch.int32
         self.register_buffer("index", torch.empty(k, self.size, dtype=index_dtype, device=meta), persistent=False)
         self.register_buffer("gaussian", torch.empty(k, self.size, dtype=GAUSSIAN_DTYPE, device=meta), persistent=False)
-        self._fingerprint: str | None = None
         self.register_buffer("scale", torch.empty(k, dtype=torch.float64, device=meta), persistent=False)
+        self._fingerprint: str | None = None  # of the draws, set by generate()
         device = torch.device(device if device is not None else "cpu")
         if device.type != "meta":
             self.generate(device)
