@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.invariants.kron_sum import explicit_kron_sum
 from impl.layers.phm import ALGORITHMS, AUTO, MATERIALISE, PHMLinear, multiply_adds
 
 FIELDS = ("layer", "n", "d", "direction", "in_features", "out_features", "rank", "rows", "ms", "median_ms",
@@ -46,14 +47,7 @@ class LayerCase:
 
 def explicit(layer: PHMLinear, x: torch.Tensor) -> torch.Tensor:
     """x Σ_i torch.kron(A_i, B_i) + b in float64: the reference, independent of every algorithm."""
-    a = layer.rule.double()
-    if layer.rank is None:
-        b = layer.phm_weight.double()
-    else:
-        s, t = layer.phm_weight_left.double(), layer.phm_weight_right.double()
-        b = torch.stack([s[i] @ t[i] for i in range(layer.n)])
-    h = sum(torch.kron(a[i], b[i]) for i in range(layer.n))
-    return x.double() @ h + layer.bias.double()
+    return x.double() @ explicit_kron_sum(layer, torch.float64) + layer.bias.double()
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, min_block_s: float = 0.02) -> dict:
@@ -100,7 +94,7 @@ def bench_case(case: LayerCase, rows: int, repeats: int, seed: int = 0) -> dict:
     linear = nn.Linear(in_f, out_f)
     x = torch.randn(rows, in_f, requires_grad=True)  # (T, in)
     grad = torch.randn(rows, out_f)  # (T, out)
-    algorithms = [MATERIALISE] if case.rank is None else list(ALGORITHMS)
+    algorithms = layer.algorithms()
     want = explicit(layer, x.detach())
     errors, fns = {}, {"linear": step_fn(linear, x, grad)}
     for name in algorithms:

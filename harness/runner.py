@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from harness.profiles import PROFILES, Profile, check_paper_sources
-from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec
+from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec, override_key
 from harness.training import (
     ADAPTER_FILE,
     Interrupted,
@@ -182,7 +182,7 @@ def recipe_for(ctx: RunContext, task: str):
         }.items()
         if value is not None
     }
-    lr_set_by_user = any(o.split("=", 1)[0].strip() == "training.learning_rate" for o in ctx.options.overrides)
+    lr_set_by_user = any(override_key(o) == "training.learning_rate" for o in ctx.options.overrides)
     if profile.min_learning_rate is not None and not lr_set_by_user:
         updates["learning_rate"] = max(training.learning_rate, profile.min_learning_rate)
     recipe = training.model_copy(update=updates)

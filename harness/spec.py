@@ -288,6 +288,11 @@ def check_built(
     ]
 
 
+def override_key(override: str) -> str:
+    """The KEY.PATH of a `KEY.PATH=VALUE` override ("" when there is none)."""
+    return override.partition("=")[0].strip()
+
+
 def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """`key.path=value` assignments (value in YAML: `3e-3`, `[mrpc, rte]`, `true`) applied to the spec data.
 
@@ -295,14 +300,14 @@ def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> d
     """
     data = deep_merge(data, {})
     for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key.strip():
+        key, (_, sep, text) = override_key(override), override.partition("=")
+        if not sep or not key:
             raise SpecError([f"{path}: --set {override}: expected KEY.PATH=VALUE"])
         try:
             value = yaml.load(text, Loader=SpecLoader)
         except yaml.YAMLError as error:
             raise SpecError([f"{path}: --set {key}: invalid value {text!r}: {error}"]) from None
-        parts = key.strip().split(".")
+        parts = key.split(".")
         target = data
         for part in parts[:-1]:
             child = target.get(part)

@@ -1,6 +1,6 @@
 """`kron_sum`: a PHM layer computes exactly y = x (Σ_i A_i ⊗ B_i) + b, checked against torch.kron.
 
-Every algorithm the layer can run (`impl.layers.phm.ALGORITHMS`: materialising H, or the factored LPHM
+Every algorithm the layer can run (`PHMLinear.algorithms()`: materialising H, or the factored LPHM
 products) is checked, not only the one its "auto" rule picks for the drawn shape.
 """
 
@@ -13,18 +13,21 @@ from hypothesis import strategies as st
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import NoOptions, invariant
 from harness.invariants.strategies import PHMCase, phm_cases
-from impl.layers.phm import ALGORITHMS, MATERIALISE, PHMLinear, PHMRule
+from impl.layers.phm import PHMLinear, PHMRule
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 
-def explicit_kron_sum(layer: PHMLinear) -> torch.Tensor:
-    """Σ_i torch.kron(A_i, B_i) with B_i = s_i t_iᵀ spelled out: the reference, independent of the layer's algorithm."""
-    a = layer.rule
+def explicit_kron_sum(layer: PHMLinear, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Σ_i torch.kron(A_i, B_i) with B_i = s_i t_iᵀ spelled out, in `dtype` (default the layer's): the reference,
+    independent of the layer's algorithm."""
+    dtype = dtype or layer.rule.dtype
+    a = layer.rule.to(dtype)
     if layer.rank is None:
-        b = layer.phm_weight
+        b = layer.phm_weight.to(dtype)
     else:
-        b = torch.stack([layer.phm_weight_left[i] @ layer.phm_weight_right[i] for i in range(layer.n)])
+        s, t = layer.phm_weight_left.to(dtype), layer.phm_weight_right.to(dtype)
+        b = torch.stack([s[i] @ t[i] for i in range(layer.n)])
     return sum(torch.kron(a[i], b[i]) for i in range(layer.n))
 
 
@@ -35,11 +38,6 @@ def randomise(layer: PHMLinear, generator: torch.Generator) -> None:
             p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
 
 
-def algorithms(layer: PHMLinear) -> tuple[str, ...]:
-    """What the layer can compute with: every algorithm for an LPHM layer, materialising H for a full B."""
-    return ALGORITHMS if layer.rank is not None else (MATERIALISE,)
-
-
 def assert_matches(layer: PHMLinear, x: torch.Tensor, what: str) -> None:
     """The layer's output under each of its algorithms equals x Σ kron(A_i, B_i) + b."""
     with torch.no_grad():
@@ -47,7 +45,7 @@ def assert_matches(layer: PHMLinear, x: torch.Tensor, what: str) -> None:
     scale = want.abs().max().clamp_min(1.0)
     chosen = layer.algorithm
     try:
-        for algorithm in algorithms(layer):
+        for algorithm in layer.algorithms():
             layer.algorithm = algorithm
             with torch.no_grad():
                 got = layer(x)

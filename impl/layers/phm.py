@@ -154,6 +154,10 @@ class PHMLinear(nn.Module):
         n, p, q = b.shape
         return torch.einsum("iac,iuv->aucv", a, b).reshape(n * p, n * q)
 
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms this layer can compute with: all for an LPHM layer (rank r), materialising for a full B."""
+        return ALGORITHMS if self.rank is not None else (MATERIALISE,)
+
     def chosen_algorithm(self) -> str:
         """The algorithm `forward` uses: `self.algorithm`, or for "auto" the one with the fewest multiply-adds."""
         redefined = type(self).kronecker_weight is not _KRONECKER_WEIGHT or type(self).blocks is not _BLOCKS
