@@ -209,6 +209,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{path}: {run.method}, {run.profile} profile, model {run.model.source} ({run.model.architecture})"
             f"{reason}: {comparison.summary()}"
         )
+        for difference in comparison.differences:
+            print(f"  differs from the paper's recipe: {difference}")
         for check in comparison.checks:
             print(f"  {check.line()}")
         if stale:

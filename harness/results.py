@@ -34,6 +34,7 @@ from pydantic import (
 )
 
 from harness.budget import decimals, percent_matches
+from harness.comparability import differences, paper_epochs
 from harness.schema import GLUE_TASKS, SUPERGLUE_TASKS, Spec, TaskName
 from harness.spec import SpecError, did_you_mean, pydantic_errors
 
@@ -75,6 +76,7 @@ class EmbeddedSpec(_Strict):
     path: str
     hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
     resolved: dict[str, Any]
+    overrides: list[str] = Field(default_factory=list)  # the run's `--set KEY=VALUE`s (already in `resolved`)
 
 
 class ModelInfo(_Strict):
@@ -160,6 +162,7 @@ class Comparison(_Strict):
     comparable: bool
     not_comparable_reason: str | None
     checks: list[Check]
+    differences: list[str] = Field(default_factory=list)  # where the effective recipe is not the paper's
 
     @model_validator(mode="after")
     def _ok_matches_checks(self) -> Comparison:
@@ -198,6 +201,12 @@ class Results(_Strict):
     peak_memory_bytes: NonNegativeInt
     tokens_per_second: NonNegativeFloat
     regression: Comparison | None = None
+    differences: list[str] = Field(default_factory=list)  # the effective recipe against the paper's, one per line
+
+    def recipe_differences(self) -> list[str]:
+        """Recomputed from the file: the overrides, and each run's recipe against the embedded spec's."""
+        runs = [(task, run.recipe, run.max_train_samples) for task, r in self.tasks.items() for run in r.runs]
+        return differences(self.spec.resolved.get("training", {}), self.spec.overrides, runs)
 
     def average_score(self) -> float:
         """The mean over the run's tasks of each task's test average (the plot's y)."""
@@ -277,6 +286,10 @@ def _consistency_errors(where: str, results: Results) -> list[str]:
             )
         if results.not_comparable_reason is not None:
             errors.append(f"{where}: not_comparable_reason: must be null when comparable is true")
+        differences = results.recipe_differences()
+        if differences:
+            errors.append(f"{where}: comparable: true, but the effective recipe is not the paper's: "
+                          f"{'; '.join(differences)}")  # fmt: skip
     elif not results.not_comparable_reason:
         errors.append(f"{where}: not_comparable_reason: required when comparable is false")
     budget = results.budget
@@ -426,6 +439,7 @@ def compare(results: Results | LoadedResults | Mapping[str, Any]) -> Comparison:
         comparable=run.comparable,
         not_comparable_reason=run.not_comparable_reason,
         checks=checks,
+        differences=run.recipe_differences(),
     )
 
 
@@ -479,7 +493,13 @@ def example_results(
     if trainable_params is None:
         trainable_params = resolved["budget"].get("trainable_params") or 1000
 
-    def run(seed: int, average: float) -> dict[str, Any]:
+    def recipe(task: str) -> dict[str, Any]:
+        """The spec's recipe as the run trained it (the paper's, unless the spec was changed)."""
+        training = resolved["training"]
+        return {**{key: value for key, value in training.items() if key != "epochs"},
+                "epochs": paper_epochs(training, task), "world_size": 1}  # fmt: skip
+
+    def run(task: str, seed: int, average: float) -> dict[str, Any]:
         validation = {"accuracy": average + 1.0, "average": average + 1.0}
         return {
             "seed": seed, "best_epoch": 2, "best_checkpoint": f"checkpoints/seed{seed}/epoch-2",
@@ -489,12 +509,12 @@ def example_results(
                 {"epoch": 2, "train_loss": 0.5, "validation": validation},
             ],
             "wall_time_s": 10.0, "peak_memory_bytes": peak_memory_bytes, "tokens_per_second": 1000.0,
-            "max_train_samples": None,
+            "max_train_samples": None, "recipe": recipe(task),
         }  # fmt: skip
 
     tasks = {
         name: {
-            "runs": [run(seed, average) for seed in seeds],
+            "runs": [run(name, seed, average) for seed in seeds],
             "test_mean": {"accuracy": average, "average": average},
             "validation_mean": {"accuracy": average + 1.0, "average": average + 1.0},
         }
@@ -507,7 +527,7 @@ def example_results(
         "method": resolved["method"]["name"], "profile": profile,
         "model": {"source": "t5-base" if architecture == "t5_base" else architecture, "architecture": architecture,
                   "spec_model": spec_model},
-        "comparable": comparable, "not_comparable_reason": reason,
+        "comparable": comparable, "not_comparable_reason": reason, "differences": [],
         "environment": {"git_commit": None, "packages": {"torch": "2.13.0"}, "device": "cpu", "precision": "fp32",
                         "deepspeed_stage": None, "world_size": 1},
         "budget": {"trainable_params": trainable_params, "base_params": base_params,

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from harness.batching import BatchPlan, steps_per_epoch
 from harness.profiles import PROFILES, Profile, check_paper_sources
 from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec, override_key
 from harness.training import (
@@ -31,8 +32,10 @@ from harness.training import (
     TokenizedDataset,
     make_trainer,
     metrics_function,
+    set_dropout,
     single_process_env,
     training_arguments,
+    world_size,
 )
 from impl.registry import MethodArgumentError
 
@@ -170,8 +173,12 @@ def smoke_tokenizer(ctx: RunContext, task_data: list) -> Any:
 
 
 def recipe_for(ctx: RunContext, task: str):
-    """The spec's recipe with the profile's and the command line's changes; and the epochs for `task`."""
+    """The spec's recipe with the profile's and the command line's changes; and the epochs for `task`.
+
+    What the user sets explicitly (`--set training.…`, `--epochs`) always wins over the profile's defaults.
+    """
     training, profile = ctx.loaded.spec.training, ctx.profile
+    user_set = {override_key(o) for o in ctx.options.overrides}
     updates = {
         key: value
         for key, value in {
@@ -180,14 +187,20 @@ def recipe_for(ctx: RunContext, task: str):
             "source_length": profile.source_length,
             "generation_max_length": profile.generation_max_length,
         }.items()
-        if value is not None
+        if value is not None and f"training.{key}" not in user_set
     }
-    lr_set_by_user = any(override_key(o) == "training.learning_rate" for o in ctx.options.overrides)
-    if profile.min_learning_rate is not None and not lr_set_by_user:
+    if profile.min_learning_rate is not None and "training.learning_rate" not in user_set:
         updates["learning_rate"] = max(training.learning_rate, profile.min_learning_rate)
     recipe = training.model_copy(update=updates)
-    epochs = ctx.options.epochs or profile.epochs or training.epochs.per_task.get(task, training.epochs.default)
+    epochs_set = any(key.startswith("training.epochs") for key in user_set)
+    profile_epochs = None if epochs_set else profile.epochs
+    epochs = ctx.options.epochs or profile_epochs or training.epochs.per_task.get(task, training.epochs.default)
     return recipe, epochs
+
+
+def batch_plan(recipe) -> BatchPlan:
+    """The recipe's global batch over this launch's processes and the recipe's accumulation steps."""
+    return BatchPlan(recipe.batch_size, world_size(), recipe.gradient_accumulation_steps)
 
 
 def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
@@ -198,10 +211,11 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
     base, _ = load_backbone(ctx)
     tokenizer = ctx.tokenizer
     recipe, epochs = recipe_for(ctx, task)
+    plan = batch_plan(recipe)
     folder = ctx.output_dir / task / f"seed{seed}"
     torch.manual_seed(seed)
     model = copy.deepcopy(base)
-    model.config.dropout_rate = recipe.dropout
+    set_dropout(model, recipe.dropout)
     apply_to(model, spec.method.name, ctx.loaded.resolved["method"]["args"], spec.trainable)
 
     splits = {name: data.examples(name) for name in ("train", "validation", "test")}
@@ -209,29 +223,26 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
         name: TokenizedDataset([e.source for e in ex], [e.target for e in ex], tokenizer, recipe.source_length)
         for name, ex in splits.items()
     }
-
-    def scorer(name: str):
-        examples = splits[name]
-        return metrics_function(task, tokenizer, [e.target for e in examples], metric_inputs(task, examples))
-
-    args = training_arguments(folder, recipe, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
-    trainer = make_trainer(model, tokenizer, args, datasets["train"], datasets["validation"], scorer("validation"))
+    scorers = {
+        name: metrics_function(task, [e.target for e in splits[name]], metric_inputs(task, splits[name]))
+        for name in ("validation", "test")
+    }
+    args = training_arguments(folder, recipe, plan, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
+    eval_batch = recipe.batch_size // recipe.gradient_accumulation_steps  # the same batches at any world size
+    trainer = make_trainer(
+        model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"]
+    )
     signals = SignalCheckpoint()
     trainer.add_callback(signals)
     checkpoint = last_checkpoint(folder) if ctx.options.resume else None
     log.info(
-        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs, batch %d × %d, learning rate %g%s",
-        task,
-        seed,
-        len(datasets["train"]),
-        len(datasets["validation"]),
-        len(datasets["test"]),
-        epochs,
-        recipe.batch_size,
-        recipe.gradient_accumulation_steps,
-        recipe.learning_rate,
-        f"; resuming from {checkpoint}" if checkpoint else "",
-    )
+        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs × %d steps; global batch %d = "
+        "%d process%s × %d accumulation × %d per device; learning rate %g, warm-up %d, dropout %g%s",
+        task, seed, len(datasets["train"]), len(datasets["validation"]), len(datasets["test"]), epochs,
+        steps_per_epoch(len(datasets["train"]), plan.global_batch), plan.global_batch, plan.world_size,
+        "es" if plan.world_size != 1 else "", plan.accumulation, plan.per_device, recipe.learning_rate,
+        recipe.warmup_steps, recipe.dropout, f"; resuming from {checkpoint}" if checkpoint else "",
+    )  # fmt: skip
     started = time.perf_counter()
     signals.install()
     try:
@@ -242,30 +253,50 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
         raise Interrupted(f"signal {signals.received}: checkpoint saved in {folder}; continue with --resume")
     train_seconds = time.perf_counter() - started
 
-    trainer.compute_metrics = scorer("test")
-    test = trainer.predict(datasets["test"], metric_key_prefix="test").metrics
+    test_predictions = trainer.predictions(datasets["test"])
+    test = scorers["test"](test_predictions)
     best = folder / "best"
     trainer._save(str(best))  # the best epoch's trainable tensors (load_best_model_at_end restored them)
     history = epoch_history(trainer.state.log_history)
     best_epoch = max(history, key=lambda h: h["validation"]["average"])["epoch"] if history else epochs
     validation = next((h["validation"] for h in history if h["epoch"] == best_epoch), {})
-    if not ctx.options.keep_checkpoints and is_main_process():
-        for stale in folder.glob("checkpoint-*"):
-            shutil.rmtree(stale)
+    if is_main_process():
+        write_predictions(folder / "test_predictions.jsonl", splits["test"], test_predictions)
+        if best_epoch in trainer.validation_predictions:
+            chosen = trainer.validation_predictions[best_epoch]
+            write_predictions(folder / "validation_predictions.jsonl", splits["validation"], chosen)
+        if not ctx.options.keep_checkpoints:
+            for stale in folder.glob("checkpoint-*"):
+                shutil.rmtree(stale)
     tokens = datasets["train"].token_count() * epochs
     return {
         "seed": seed,
         "best_epoch": int(best_epoch),
         "best_checkpoint": str((best / ADAPTER_FILE).relative_to(ctx.output_dir)),
         "validation": validation,
-        "test": scores(test, "test"),
+        "test": test,
         "history": history,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "peak_memory_bytes": peak_memory_bytes(),
         "tokens_per_second": round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
         "max_train_samples": ctx.options.max_train_samples,
-        "recipe": {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs},
+        "recipe": {
+            **recipe.model_dump(mode="json", exclude={"epochs"}),
+            "precision": "bf16" if ctx.bf16 else "fp32",  # what the hardware gave, not only what the spec asked
+            "epochs": epochs,
+            "mnli_split": ctx.options.mnli_split,
+            **plan.describe(),
+        },
     }
+
+
+def write_predictions(path: Path, examples, predictions: list[str]) -> None:
+    """One JSON line per example: its source, target and the model's prediction, in the split's order."""
+    import json
+
+    with path.open("w", encoding="utf-8") as out:
+        for example, prediction in zip(examples, predictions, strict=True):
+            out.write(json.dumps({"source": example.source, "target": example.target, "prediction": prediction}) + "\n")
 
 
 BOOKKEEPING = {"runtime", "samples_per_second", "steps_per_second", "loss", "epoch", "model_preparation_time"}
@@ -372,12 +403,14 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
     seeds = options.seeds or [loaded.spec.training.seed]
     output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
-    prepare_output_dir(output_dir, options.resume, options.overwrite)
     deepspeed = deepspeed_config(options.deepspeed)
-    if deepspeed is not None:
-        single_process_env()
+    if deepspeed is not None or torch.cuda.device_count() > 1:
+        single_process_env()  # DeepSpeed needs one; a plain process uses one GPU, never DataParallel
     device, bf16 = device_and_precision(loaded.spec.training.precision)
     ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
+    for task in tasks:  # every task's batch splits over this launch before anything touches the disk
+        batch_plan(recipe_for(ctx, task)[0])
+    prepare_output_dir(output_dir, options.resume, options.overwrite)
 
     try:
         budget = count_budget_of(ctx)
@@ -455,20 +488,31 @@ def environment(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def comparability(ctx: RunContext) -> tuple[bool, str | None]:
-    """Only a paper-profile run on the spec's architecture is compared with the published numbers."""
+def comparability(ctx: RunContext, runs: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+    """(why not comparable, the effective recipe's differences from the paper's): comparable iff both empty.
+
+    Only a paper-profile run on the spec's architecture whose effective recipe is the spec's as written
+    (`harness.comparability`) is compared with the published numbers.
+    """
+    from harness.comparability import differences
+
+    reasons = []
     if ctx.profile.name != "paper":
-        return False, f"{ctx.profile.name} profile: a tiny random model on toy data"
-    config = ctx.base_model.config
-    expected = ctx.loaded.model_file.architecture
-    differing = [
-        key
-        for key, value in expected.model_dump().items()
-        if key not in ("dropout_rate",) and getattr(config, key, None) != value
-    ]
-    if differing:
-        return False, f"the model differs from {expected_name(ctx)} in {', '.join(differing)}"
-    return True, None
+        reasons.append(f"{ctx.profile.name} profile: a tiny random model on toy data")
+    else:
+        config = ctx.base_model.config
+        expected = ctx.loaded.model_file.architecture
+        differing = [
+            key
+            for key, value in expected.model_dump().items()
+            if key not in ("dropout_rate",) and getattr(config, key, None) != value
+        ]
+        if differing:
+            reasons.append(f"the model differs from {expected_name(ctx)} in {', '.join(differing)}")
+    training = ctx.loaded.resolved["training"]
+    triples = [(task, run["recipe"], run["max_train_samples"]) for task, task_runs in runs.items() for run in task_runs]
+    found = differences(training, ctx.options.overrides, triples)
+    return reasons + found, found
 
 
 def expected_name(ctx: RunContext) -> str:
@@ -480,7 +524,8 @@ def assemble(
 ) -> dict:
     from harness.results import FORMAT, spec_hash, with_regression
 
-    comparable, reason = comparability(ctx)
+    reasons, differences = comparability(ctx, runs)
+    comparable, reason = not reasons, "; ".join(reasons) or None
     all_runs = [run for task_runs in runs.values() for run in task_runs]
     results = {
         "format": FORMAT,
@@ -489,6 +534,7 @@ def assemble(
             "path": str(ctx.loaded.path),
             "hash": spec_hash(ctx.loaded.resolved),
             "resolved": ctx.loaded.resolved,
+            "overrides": list(ctx.options.overrides),
         },
         "method": ctx.loaded.spec.method.name,
         "profile": ctx.profile.name,
@@ -501,6 +547,7 @@ def assemble(
         },
         "comparable": comparable,
         "not_comparable_reason": reason,
+        "differences": differences,
         "environment": environment(ctx),
         "budget": budget,
         "seeds": seeds,

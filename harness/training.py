@@ -1,11 +1,15 @@
 """One training run (one task, one seed) with the HF Seq2SeqTrainer, optionally through DeepSpeed.
 
 What differs from a stock Trainer:
+- the recipe's batch is the global batch per optimizer step at any world size (`harness.batching`): the
+  same global batches in the same order, the loss the token mean over the whole global batch;
+- every dropout module runs at the recipe's rate (`set_dropout`);
+- evaluation generates greedily (≤ generation_max_length tokens) over each example exactly once, in order,
+  sharded over the processes (`harness.evaluation`), and scores with `harness.metrics.compute`;
 - checkpoints hold only the trainable tensors (`adapter.safetensors`, via `impl.state`), never the frozen
   backbone; DeepSpeed's own engine checkpoint (for resuming) sits beside it;
 - a non-finite loss stops the run at once with `NonFiniteLossError` (the last good checkpoint stays);
-- SIGTERM/SIGINT save a resumable checkpoint at the next step and stop (`Interrupted`);
-- evaluation generates (greedy, ≤ generation_max_length tokens) and scores with `harness.metrics.compute`.
+- SIGTERM/SIGINT save a resumable checkpoint at the next step and stop (`Interrupted`).
 """
 
 from __future__ import annotations
@@ -16,19 +20,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 from transformers import (
     DataCollatorForSeq2Seq,
-    PreTrainedTokenizerBase,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     TrainerCallback,
 )
+from transformers.models.t5.modeling_t5 import T5Attention
 
+from harness.batching import BatchPlan, GlobalBatchSampler, Masked, token_mean_loss
+from harness.evaluation import predict_all
 from impl.state import load_trainable, save_trainable
 
 ADAPTER_FILE = "adapter.safetensors"
+Scorer = Callable[[list[str]], dict[str, float]]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,7 +61,10 @@ class TokenizedDataset(torch.utils.data.Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return self.items[index]
+        item = self.items[index]
+        if isinstance(index, Masked):  # a filler of the partial last global batch: it adds no loss
+            return {**item, "labels": [-100] * len(item["labels"])}
+        return item
 
     def token_count(self) -> int:
         return sum(len(item["input_ids"]) + len(item["labels"]) for item in self.items)
@@ -86,8 +96,49 @@ class SignalCheckpoint(TrainerCallback):
         return control
 
 
+class EpochDataLoader(torch.utils.data.DataLoader):
+    """A DataLoader that passes the Trainer's `set_epoch` to its GlobalBatchSampler."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.batch_sampler.set_epoch(epoch)
+
+
 class HarnessTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer with trainable-only checkpoints and a stop on a non-finite loss."""
+    """Seq2SeqTrainer with the global-batch sampler, the token-mean loss, sharded generation, trainable-only
+    checkpoints and a stop on a non-finite loss."""
+
+    def __init__(self, *args, batch_plan: BatchPlan, eval_batch_size: int, scorer: Scorer, **kwargs) -> None:
+        super().__init__(*args, compute_loss_func=token_mean_loss, **kwargs)
+        if self.args.world_size != batch_plan.world_size or self.args.gradient_accumulation_steps != (
+            batch_plan.accumulation
+        ):
+            raise RuntimeError(f"the Trainer runs {self.args.world_size} processes × "
+                               f"{self.args.gradient_accumulation_steps} steps, the plan {batch_plan}")  # fmt: skip
+        self.batch_plan, self.eval_batch_size, self.scorer = batch_plan, eval_batch_size, scorer
+        self.validation_predictions: dict[int, list[str]] = {}  # epoch -> predictions
+
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        sampler = GlobalBatchSampler(
+            len(self.train_dataset), self.batch_plan, self.args.process_index, self.args.data_seed
+        )
+        return EpochDataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=self.data_collator)
+
+    def predictions(self, dataset) -> list[str]:
+        """Greedy generations for every example of `dataset`, in order, on every process."""
+        return predict_all(
+            self.model, dataset, self.processing_class, self.eval_batch_size, self.args.generation_max_length,
+            rank=self.args.process_index, world_size=self.args.world_size,
+            autocast=self.autocast_smart_context_manager,
+        )  # fmt: skip
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+        """The validation scores of the current weights (called by the Trainer every epoch)."""
+        predictions = self.predictions(self.eval_dataset if eval_dataset is None else eval_dataset)
+        self.validation_predictions[round(self.state.epoch or 0)] = predictions
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in self.scorer(predictions).items()}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -123,27 +174,38 @@ class HarnessTrainer(Seq2SeqTrainer):
             self._load_adapter(self.state.best_model_checkpoint)
 
 
-def decoded(tokenizer: PreTrainedTokenizerBase, ids: np.ndarray) -> list[str]:
-    ids = np.where(ids < 0, tokenizer.pad_token_id, ids)
-    return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-
-def metrics_function(
-    task: str, tokenizer: PreTrainedTokenizerBase, targets: Sequence[str], grouping: dict[str, list]
-) -> Callable:
-    """compute_metrics for the Trainer: generated ids → strings → harness.metrics.compute(task, …)."""
+def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list]) -> Scorer:
+    """Predictions (decoded generations, in example order) → harness.metrics.compute(task, …)."""
     from harness.metrics import compute
 
-    def compute_metrics(prediction) -> dict[str, float]:
-        predictions = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return compute(task, decoded(tokenizer, predictions), list(targets), **grouping)
+    def score(predictions: list[str]) -> dict[str, float]:
+        return compute(task, predictions, list(targets), **grouping)
 
-    return compute_metrics
+    return score
+
+
+def set_dropout(model: nn.Module, rate: float) -> None:
+    """Every dropout of the model at `rate`: the config, each nn.Dropout, and T5Attention's functional one.
+
+    Setting `config.dropout_rate` alone changes nothing once the modules exist.
+    """
+    model.config.dropout_rate = rate
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = rate
+        if isinstance(module, T5Attention):
+            module.dropout = rate  # a float: nn.functional.dropout(attention weights, p=self.dropout)
+
+
+def world_size() -> int:
+    """Data-parallel processes of this launch (torchrun / deepspeed set WORLD_SIZE; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def training_arguments(
     output_dir: Path,
     recipe,
+    plan: BatchPlan,
     epochs: int,
     seed: int,
     deepspeed: dict | None,
@@ -151,12 +213,14 @@ def training_arguments(
     use_cpu: bool,
     max_steps: int = -1,
 ) -> Seq2SeqTrainingArguments:
-    """The spec's recipe as Seq2SeqTrainingArguments (AdamW, warm-up then linear decay, clip, generation)."""
+    """The spec's recipe as Seq2SeqTrainingArguments (AdamW, warm-up then linear decay, clip, generation).
+
+    The batch comes from the plan: `per_device × accumulation × world_size` = the recipe's global batch.
+    """
     return Seq2SeqTrainingArguments(
         output_dir=str(output_dir),
-        per_device_train_batch_size=recipe.batch_size,
-        per_device_eval_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
+        per_device_train_batch_size=plan.per_device,
+        gradient_accumulation_steps=plan.accumulation,
         learning_rate=recipe.learning_rate,
         weight_decay=recipe.weight_decay,
         adam_epsilon=recipe.adam_epsilon,
@@ -186,18 +250,22 @@ def training_arguments(
     )
 
 
-def make_trainer(model, tokenizer, args, train, validation, compute_metrics) -> HarnessTrainer:
+def make_trainer(
+    model, tokenizer, args, plan: BatchPlan, eval_batch_size: int, train, validation, scorer: Scorer
+) -> HarnessTrainer:
+    # decoder_input_ids come from the labels (shifted right): the loss is computed from the logits alone
     collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
-    trainer = HarnessTrainer(
+    return HarnessTrainer(
         model=model,
         args=args,
         train_dataset=train,
         eval_dataset=validation,
         data_collator=collator,
         processing_class=tokenizer,
-        compute_metrics=compute_metrics,
+        batch_plan=plan,
+        eval_batch_size=eval_batch_size,
+        scorer=scorer,
     )
-    return trainer
 
 
 def single_process_env() -> None:

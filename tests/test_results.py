@@ -177,13 +177,14 @@ def test_no_published_numbers_means_no_checks(adapter):
 def test_example_has_exactly_the_documented_keys(adapter, tmp_path):
     data = example_results({"rte": 70.0, "cb": 80.0}, resolved=adapter, seeds=(1, 2))
     assert list(data) == [
-        "format", "spec", "method", "profile", "model", "comparable", "not_comparable_reason", "environment",
+        "format", "spec", "method", "profile", "model", "comparable", "not_comparable_reason", "differences",
+        "environment",
         "budget", "seeds", "tasks", "wall_time_s", "peak_memory_bytes", "tokens_per_second", "regression",
     ]  # fmt: skip
     assert set(data["tasks"]["rte"]) == {"runs", "test_mean", "validation_mean"}
     assert set(data["tasks"]["rte"]["runs"][0]) == {
         "seed", "best_epoch", "best_checkpoint", "validation", "test", "history", "wall_time_s",
-        "peak_memory_bytes", "tokens_per_second", "max_train_samples",
+        "peak_memory_bytes", "tokens_per_second", "max_train_samples", "recipe",
     }  # fmt: skip
     loaded = load_results(write(tmp_path / "results.json", data))
     assert loaded.results.regression == compare(loaded)
