@@ -67,16 +67,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     load_profile("check")
     loaded = load_spec(args.spec)
     check_model = model_file_for(loaded.path, args.model, "--model") if args.model else loaded.check_model_file
-    names = args.only or list(loaded.spec.invariants)
-    unknown = [name for name in names if name not in loaded.spec.invariants]
+    if args.recipe:
+        from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
+
+        known, kind, ctx, runner = list(RECIPE_INVARIANTS), "recipe invariants", RecipeContext(loaded, check_model), (
+            run_recipe_invariant)  # fmt: skip
+        where = "the recipe invariants are"
+    else:
+        known, kind, ctx, runner = list(loaded.spec.invariants), "invariants", CheckContext(loaded, check_model), (
+            run_invariant)  # fmt: skip
+        where = "the spec lists"
+    names = args.only or known
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise SpecError([f"{loaded.path}: invariants: the spec does not list {', '.join(unknown)}"])
-    ctx = CheckContext(loaded, check_model)
-    print(f"{loaded.name}: {len(names)} invariants on {check_model.name}")
+        raise SpecError([f"{loaded.path}: --only: {', '.join(unknown)} not among {where} {', '.join(known)}"])
+    print(f"{loaded.name}: {len(names)} {kind} on {check_model.name}")
     failed = 0
     for name in names:
         try:
-            result = run_invariant(name, ctx)
+            result = runner(name, ctx)
         except MethodArgumentError as error:
             raise SpecError(
                 [f"{loaded.path}: method.args.{error.argument}: {error.message} (model {check_model.name})"]
@@ -353,6 +362,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec", type=Path, metavar="SPEC")
     p.add_argument("--model", default=None, help="model file to check on (default: the spec's check_model)")
     p.add_argument("--only", nargs="+", metavar="INVARIANT", help="run only these of the spec's invariants")
+    p.add_argument(
+        "--recipe", action="store_true", help="check the training run instead (batch, accumulation, schedule, ...)"
+    )
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("run", help="train, evaluate and compare a spec's method (smoke or paper profile)")

@@ -9,7 +9,6 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import resource
@@ -32,7 +31,7 @@ from harness.training import (
     TokenizedDataset,
     make_trainer,
     metrics_function,
-    set_dropout,
+    prepare_model,
     single_process_env,
     training_arguments,
     world_size,
@@ -204,7 +203,6 @@ def batch_plan(recipe) -> BatchPlan:
 
 
 def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
-    from harness.build import apply_to
     from harness.data import metric_inputs
 
     spec = ctx.loaded.spec
@@ -214,9 +212,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
     plan = batch_plan(recipe)
     folder = ctx.output_dir / task / f"seed{seed}"
     torch.manual_seed(seed)
-    model = copy.deepcopy(base)
-    set_dropout(model, recipe.dropout)
-    apply_to(model, spec.method.name, ctx.loaded.resolved["method"]["args"], spec.trainable)
+    model = prepare_model(base, spec.method.name, ctx.loaded.resolved["method"]["args"], spec.trainable, recipe.dropout)
 
     splits = {name: data.examples(name) for name in ("train", "validation", "test")}
     datasets = {

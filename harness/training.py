@@ -197,6 +197,18 @@ def set_dropout(model: nn.Module, rate: float) -> None:
             module.dropout = rate  # a float: nn.functional.dropout(attention weights, p=self.dropout)
 
 
+def prepare_model(base: nn.Module, method: str, arguments: dict[str, Any], trainable: Sequence[str], dropout: float):
+    """What a run trains: a copy of the backbone at the recipe's dropout, the method applied, its trainable set."""
+    import copy
+
+    from harness.build import apply_to
+
+    model = copy.deepcopy(base)
+    set_dropout(model, dropout)
+    apply_to(model, method, arguments, trainable)
+    return model
+
+
 def world_size() -> int:
     """Data-parallel processes of this launch (torchrun / deepspeed set WORLD_SIZE; 1 otherwise)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -246,6 +258,7 @@ def training_arguments(
         deepspeed=deepspeed,
         logging_strategy="epoch",  # one mean training loss per epoch, beside its validation scores
         report_to=[],
+        ddp_broadcast_buffers=False,  # T5 has no running statistics; the methods' buffers are seeded constants
         disable_tqdm=False,
     )
 
@@ -255,6 +268,9 @@ def make_trainer(
 ) -> HarnessTrainer:
     # decoder_input_ids come from the labels (shifted right): the loss is computed from the logits alone
     collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
+    # Integer buffers (Intrinsic-SAID's Fastfood permutations, int16) are drawn from a seed, the same on every
+    # process; DDP would broadcast them at start, which gloo cannot do for int16.
+    model._ddp_params_and_buffers_to_ignore = [n for n, b in model.named_buffers() if not b.is_floating_point()]
     return HarnessTrainer(
         model=model,
         args=args,

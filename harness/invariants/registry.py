@@ -56,15 +56,20 @@ def one_line(text: str) -> str:
 
 
 def run_invariant(name: str, ctx: CheckContext) -> Result:
-    """Run one of the spec's invariants with the spec's options; a violation is a result, not an exception.
+    """Run one of the spec's invariants with the spec's options; a violation is a result, not an exception."""
+    entry = INVARIANTS[name]
+    return run_entry(entry, ctx, entry.options.model_validate(ctx.spec.invariants.get(name) or {}))
+
+
+def run_entry(entry: Invariant, ctx, options: BaseModel) -> Result:
+    """A check's result: PASS with its summary, or FAIL with what was measured.
 
     A check that cannot even run (the implementation raises) fails too, saying what was raised; a method
     argument the check model cannot take (MethodArgumentError) is bad input and propagates.
     """
     from impl.registry import MethodArgumentError
 
-    entry = INVARIANTS[name]
-    options = entry.options.model_validate(ctx.spec.invariants.get(name) or {})
+    name = entry.name
     try:
         return Result(name, True, entry.check(ctx, options))
     except AssertionError as error:  # InvariantViolation, or a falsified hypothesis property
@@ -83,5 +88,6 @@ __all__ = [
     "InvariantViolation",
     "Result",
     "invariant",
+    "run_entry",
     "run_invariant",
 ]
