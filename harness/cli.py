@@ -310,7 +310,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
     import logging
 
-    from harness.runner import Interrupted, NonFiniteLossError, RunOptions, run
+    from harness.runner import Interrupted, NonFiniteLossError, RunOptions, is_main_process, run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     options = RunOptions(
@@ -339,7 +339,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted: {error}", file=sys.stderr)
         return 130
     regression = results["regression"]
-    print(f"{output_dir}/results.json: {regression.get('summary', '')}".rstrip(": "))
+    if is_main_process():  # one summary line per launch, not one per process
+        print(f"{output_dir}/results.json: {regression.get('summary', '')}".rstrip(": "))
     return EXIT_FAILED if regression.get("ok") is False else EXIT_OK
 
 

@@ -90,10 +90,22 @@ class SignalCheckpoint(TrainerCallback):
         self.received = signum
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.received is not None:
+        if self.stop_everywhere(args):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def stop_everywhere(self, args) -> bool:
+        """Whether any process received a signal: all stop after the same step (else the others would wait
+        for it in the next all-reduce, and the checkpoint would mix steps)."""
+        received = self.received is not None
+        if args.world_size == 1:
+            return received
+        flag = torch.tensor([int(received)], device=args.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item() and self.received is None:
+            self.received = signal.SIGTERM  # another process's signal
+        return bool(flag.item())
 
 
 class EpochDataLoader(torch.utils.data.DataLoader):

@@ -1,0 +1,227 @@
+"""The recipe invariants hold on the shipped specs, and each fails when the run is deliberately broken.
+
+Every fail test first asserts that the unbroken invariant holds on the same spec.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import harness.evaluation
+import harness.invariants.recipe
+import harness.training
+from harness.batching import GlobalBatchSampler, steps_per_epoch
+from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
+from harness.spec import load_spec
+from tests.conftest import SPEC_DIR
+
+IN_PROCESS = [name for name in RECIPE_INVARIANTS if name != "world_size"]
+# the adapter family (Compacter++), accumulation 2 (prompt tuning, Intrinsic-SAID), every tensor (full FT)
+SPECS = ["compacter_pp", "prompt_tuning_tokens", "intrinsic_said", "full_finetune"]
+BROKEN_ON = "compacter_pp"
+
+
+@pytest.fixture(scope="module")
+def recipe_context():
+    cache: dict[str, RecipeContext] = {}
+
+    def make(name: str) -> RecipeContext:
+        if name not in cache:
+            loaded = load_spec(SPEC_DIR / f"{name}.yaml")
+            cache[name] = RecipeContext(loaded, loaded.check_model_file)
+        return cache[name]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def recipe_holds(recipe_context):
+    results = {}
+
+    def check(spec: str, name: str):
+        if (spec, name) not in results:
+            results[spec, name] = run_recipe_invariant(name, recipe_context(spec))
+        return results[spec, name]
+
+    return check
+
+
+def test_the_recipe_vocabulary_is_closed_and_documented():
+    assert set(RECIPE_INVARIANTS) == {
+        "accumulated_step", "world_size", "evaluation_coverage", "lr_schedule", "dropout_rate",
+        "generation_and_selection",
+    }  # fmt: skip
+    assert all(entry.summary for entry in RECIPE_INVARIANTS.values())
+
+
+@pytest.mark.parametrize("name", IN_PROCESS)
+@pytest.mark.parametrize("spec", SPECS)
+def test_recipe_invariant_holds(recipe_holds, spec, name):
+    result = recipe_holds(spec, name)
+    assert result.ok, result.message
+
+
+@pytest.mark.parametrize("spec", ["compacter_pp", "intrinsic_said"])
+def test_two_processes_train_as_one(recipe_holds, spec):
+    result = recipe_holds(spec, "world_size")
+    assert result.ok, result.message
+
+
+def unbroken_holds(recipe_holds, name: str) -> None:
+    """Called before anything is broken: the fail test means something only if the invariant holds first."""
+    result = recipe_holds(BROKEN_ON, name)
+    assert result.ok, f"the unbroken invariant must hold first: {result.message}"
+
+
+def broken(recipe_context, name: str):
+    return run_recipe_invariant(name, recipe_context(BROKEN_ON))
+
+
+def test_accumulation_without_the_global_token_count_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "accumulated_step")
+    # transformers 5's reading of T5: each micro-batch its own mean, never divided by k (k × the gradient)
+    original = harness.training.token_mean_loss
+    monkeypatch.setattr(harness.training, "token_mean_loss", lambda outputs, labels, num_items_in_batch=None: (
+        original(outputs, labels)))  # fmt: skip
+    result = broken(recipe_context, "accumulated_step")
+    assert not result.ok and "norm ratio 2.0000" in result.message
+
+
+def test_accumulation_that_feeds_one_micro_batch_twice_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "accumulated_step")
+    original = GlobalBatchSampler.__iter__
+
+    def first_chunk_twice(self):
+        batches = list(original(self))
+        return iter([batches[i - i % self.plan.accumulation] for i in range(len(batches))])
+
+    monkeypatch.setattr(GlobalBatchSampler, "__iter__", first_chunk_twice)
+    result = broken(recipe_context, "accumulated_step")
+    assert not result.ok and "gradient differs from one batch" in result.message
+
+
+def test_a_rank_that_draws_its_own_order_fails(recipe_holds, recipe_context, monkeypatch, tmp_path):
+    # an unseeded per-process sampler: rank 1 shuffles with another seed (rank 0 and 1 process are unchanged)
+    (tmp_path / "sitecustomize.py").write_text(
+        "import harness.batching as b\n"
+        "_init = b.GlobalBatchSampler.__init__\n"
+        "def __init__(self, examples, plan, rank, data_seed):\n"
+        "    _init(self, examples, plan, rank, data_seed + rank)\n"
+        "b.GlobalBatchSampler.__init__ = __init__\n",
+        encoding="utf-8",
+    )
+    unbroken_holds(recipe_holds, "world_size")
+    original = harness.invariants.recipe.launch_env
+    monkeypatch.setattr(harness.invariants.recipe, "launch_env", lambda: {**original(), "PYTHONPATH": str(tmp_path)})
+    result = run_recipe_invariant("world_size", recipe_context(BROKEN_ON))
+    assert not result.ok and "2 processes × 8 end" in result.message
+
+
+def test_evaluation_shards_that_overlap_fail(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "evaluation_coverage")
+    original = harness.evaluation.generate_shard
+
+    def overlapping(model, dataset, tokenizer, batches, rank, world_size, max_length, autocast=None):
+        shard = original(model, dataset, tokenizer, batches, 0, 1, max_length)
+        return {i: p for i, p in shard.items() if i >= rank}  # rank r takes every batch from r on
+
+    monkeypatch.setattr(harness.evaluation, "generate_shard", overlapping)
+    result = broken(recipe_context, "evaluation_coverage")
+    assert not result.ok and "generated by two processes" in result.message
+
+
+def test_evaluation_gathered_in_rank_order_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "evaluation_coverage")
+
+    def rank_order(shards, batches):  # concatenates the shards without putting batches back in order
+        return [p for shard in shards for _, predictions in sorted(shard.items()) for p in predictions]
+
+    monkeypatch.setattr(harness.evaluation, "merge_shards", rank_order)
+    result = broken(recipe_context, "evaluation_coverage")
+    assert not result.ok and "the first wrong at example" in result.message
+
+
+def test_a_schedule_that_drops_the_partial_last_batch_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "lr_schedule")
+    monkeypatch.setattr(GlobalBatchSampler, "__len__", lambda self: self.examples // self.plan.global_batch
+                        * self.plan.accumulation)  # fmt: skip
+    result = broken(recipe_context, "lr_schedule")
+    assert not result.ok and "the formula's" in result.message
+
+
+def test_a_schedule_counted_in_micro_batches_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "lr_schedule")
+    # the optimizer steps as if every micro-batch were a step: k × the steps of the paper's formula
+    monkeypatch.setattr(GlobalBatchSampler, "__len__", lambda self: steps_per_epoch(self.examples,
+                        self.plan.global_batch) * self.plan.accumulation ** 2)  # fmt: skip
+    result = broken(recipe_context, "lr_schedule")
+    assert not result.ok
+
+
+def test_dropout_set_only_in_the_config_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "dropout_rate")
+
+    def config_only(model, rate):  # the bug of issue 10: the modules already exist
+        model.config.dropout_rate = rate
+
+    monkeypatch.setattr(harness.training, "set_dropout", config_only)
+    result = broken(recipe_context, "dropout_rate")
+    assert not result.ok and "sites differ" in result.message
+
+
+def test_dropout_missing_the_attention_weights_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "dropout_rate")
+    from torch import nn
+
+    def modules_only(model, rate):
+        model.config.dropout_rate = rate
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
+
+    monkeypatch.setattr(harness.training, "set_dropout", modules_only)
+    result = broken(recipe_context, "dropout_rate")
+    assert not result.ok and "attention weights" in result.message
+
+
+def test_beam_search_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "generation_and_selection")
+    monkeypatch.setattr(harness.evaluation, "GREEDY", {"num_beams": 2, "do_sample": False})
+    result = broken(recipe_context, "generation_and_selection")
+    assert not result.ok and "generation settings" in result.message
+
+
+def test_selecting_the_lowest_validation_score_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "generation_and_selection")
+    original = harness.training.training_arguments
+
+    def lowest(*args, **kwargs):
+        arguments = original(*args, **kwargs)
+        arguments.greater_is_better = False
+        return arguments
+
+    monkeypatch.setattr(harness.training, "training_arguments", lowest)
+    result = broken(recipe_context, "generation_and_selection")
+    assert not result.ok and "greater is better: False" in result.message
+
+
+def test_restoring_the_last_epoch_instead_of_the_best_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "generation_and_selection")
+    monkeypatch.setattr(harness.training.HarnessTrainer, "_load_best_model", lambda self: None)
+    result = broken(recipe_context, "generation_and_selection")
+    assert not result.ok and "restored weights differ" in result.message
+
+
+def test_check_recipe_on_the_command_line(capsys):
+    from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+
+    spec = str(SPEC_DIR / "bitfit.yaml")
+    assert main(["check", spec, "--recipe", "--only", "dropout_rate", "lr_schedule"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "bitfit: 2 recipe invariants" in out and "PASS dropout_rate" in out and "2 passed, 0 failed" in out
+    assert main(["check", spec, "--recipe", "--only", "kron_sum"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "--only: kron_sum not among the recipe invariants" in err and "Traceback" not in err
+    assert Path(spec).is_file()
