@@ -183,3 +183,61 @@ def test_the_other_method_families_train_evaluate_and_reload_their_best_checkpoi
     weights = load_file(str(output_dir / run.best_checkpoint))
     prefix = "" if method == "full_finetune" else f"{method}."  # full fine-tuning saves every tensor
     assert weights and all(name.startswith(prefix) for name in weights)
+
+
+def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    output_dir = tmp_path / "o"
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir),
+                           "--set", "training.gradient_accumulation_steps=3")  # fmt: skip
+    assert code == EXIT_BAD_INPUT and "Traceback" not in err
+    assert "training.batch_size: the global batch 16 cannot be split evenly over 1 process × 3 accumulation" in err
+    assert "1, 2, 4, 8, 16" in err
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node 3 would set it
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
+    assert code == EXIT_BAD_INPUT and "over 3 processes × 1 accumulation step (= 3)" in err
+    assert len(err.strip().splitlines()) == 1 and not output_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, field, expected",
+    [
+        (["training.batch_size=8"], "batch_size", 8),
+        (["training.warmup_steps=0"], "warmup_steps", 0),
+        (["training.source_length=32"], "source_length", 32),
+        (["training.gradient_accumulation_steps=2"], "gradient_accumulation_steps", 2),
+        (["training.dropout=0.25"], "dropout", 0.25),
+        (["training.epochs.default=4"], "epochs", 4),
+    ],
+    ids=["batch", "warm-up", "length", "accumulation", "dropout", "epochs"],
+)
+def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, field, expected):
+    from harness.profiles import PROFILES
+    from harness.runner import RunContext, RunOptions, recipe_for
+    from harness.spec import load_spec
+
+    loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
+    ctx = RunContext(loaded, PROFILES["smoke"], RunOptions(overrides=overrides), tmp_path, None, "cpu", False)
+    recipe, epochs = recipe_for(ctx, "sst2")  # sst2: not in the spec's per-task epochs
+    assert (epochs if field == "epochs" else getattr(recipe, field)) == expected
+    untouched = RunContext(load_spec(SPEC_DIR / "adapter.yaml"), PROFILES["smoke"], RunOptions(), tmp_path, None,
+                           "cpu", False)  # fmt: skip
+    assert recipe_for(untouched, "sst2")[0].batch_size == 16 and recipe_for(untouched, "sst2")[1] == 10
+
+
+def test_a_run_records_and_logs_its_batch_split(tmp_path, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="harness.run")
+    output_dir = tmp_path / "o"
+    sets = ["--set", "training.gradient_accumulation_steps=2", "--set", "training.dropout=0.2"]
+    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir), *sets)
+    assert code == EXIT_OK, err[-2000:]
+    assert "global batch 16 = 1 process × 2 accumulation × 8 per device" in caplog.text and "dropout 0.2" in caplog.text
+    results = load_results(output_dir / "results.json").results
+    recipe = results.tasks["rte"].runs[0].recipe
+    assert (recipe["global_batch_size"], recipe["per_device_batch_size"], recipe["dropout"]) == (16, 8, 0.2)
+    assert not results.comparable and "rte: training.dropout 0.2 (paper 0.1)" not in results.differences  # --set
+    assert "--set training.dropout=0.2" in results.differences
+    assert not any("gradient_accumulation_steps" in line for line in results.differences)
+    lines = (output_dir / "rte" / "seed42" / "test_predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 100 and set(json.loads(lines[0])) == {"source", "target", "prediction"}
