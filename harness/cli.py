@@ -70,17 +70,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.recipe:
         from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
 
-        known, kind, ctx, runner = list(RECIPE_INVARIANTS), "recipe invariants", RecipeContext(loaded, check_model), (
-            run_recipe_invariant)  # fmt: skip
-        where = "the recipe invariants are"
+        known, kind = list(RECIPE_INVARIANTS), "recipe invariants"
+        ctx, runner = RecipeContext(loaded, check_model), run_recipe_invariant
+        refusal = "--only: {} not among the recipe invariants ({})"
     else:
-        known, kind, ctx, runner = list(loaded.spec.invariants), "invariants", CheckContext(loaded, check_model), (
-            run_invariant)  # fmt: skip
-        where = "the spec lists"
+        known, kind = list(loaded.spec.invariants), "invariants"
+        ctx, runner = CheckContext(loaded, check_model), run_invariant
+        refusal = "invariants: the spec does not list {}"
     names = args.only or known
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise SpecError([f"{loaded.path}: --only: {', '.join(unknown)} not among {where} {', '.join(known)}"])
+        raise SpecError([f"{loaded.path}: " + refusal.format(", ".join(unknown), ", ".join(known))])
     print(f"{loaded.name}: {len(names)} {kind} on {check_model.name}")
     failed = 0
     for name in names:

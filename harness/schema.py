@@ -124,8 +124,8 @@ class Training(Strict):
     lr_scheduler: Literal["linear"] = "linear"
     warmup_steps: NonNegativeInt = 500
     max_grad_norm: PositiveFloat = 1.0
-    batch_size: PositiveInt
-    gradient_accumulation_steps: PositiveInt = 1
+    batch_size: PositiveInt  # the global batch: what one optimizer step sees, at any world size
+    gradient_accumulation_steps: PositiveInt = 1  # a memory choice: micro-batches per step, same maths
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     seed: int = 42
     data_seed: int = 42
