@@ -98,9 +98,8 @@ def test_two_processes_stop_together_and_resume_to_the_same_weights(one_by_sixte
     (tmp_path / "patch").mkdir()
     (tmp_path / "patch" / "sitecustomize.py").write_text(SIGNAL_ON_RANK_0, encoding="utf-8")
     output_dir = tmp_path / "resumed"
-    stopped = torchrun(
-        tmp_path, output_dir, "--deepspeed", "none", env={**launch_env(), "PYTHONPATH": str(tmp_path / "patch")}
-    )
+    patched = {**launch_env(), "PYTHONPATH": str(tmp_path / "patch")}
+    stopped = torchrun(output_dir, "--deepspeed", "none", env=patched)
     assert stopped.returncode != 0 and stopped.stderr.count("continue with --resume") == 2  # both ranks stopped
     folder = output_dir / "rte" / "seed42"
     assert [p.name for p in folder.glob("checkpoint-*")] == ["checkpoint-4"]  # after the same step on both
