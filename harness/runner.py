@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from harness.batching import BatchPlan, steps_per_epoch
+from harness.output_dir import check_output_dir, held, prepare_output_dir
 from harness.profiles import PROFILES, Profile, check_paper_sources
 from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec, override_key
 from harness.training import (
@@ -86,26 +87,6 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def prepare_output_dir(path: Path, resume: bool, overwrite: bool) -> None:
-    """Never overwrite silently: an existing, non-empty folder needs --resume or --overwrite."""
-    if not is_main_process():
-        return
-    if path.exists() and any(path.iterdir()):
-        if resume:
-            return
-        if not overwrite:
-            raise SpecError(
-                [
-                    f"{path}: (output dir): exists and is not empty; pass --resume to continue that run, "
-                    "--overwrite to replace it, or choose another --output-dir"
-                ]
-            )
-        shutil.rmtree(path)
-    elif resume:
-        raise SpecError([f"{path}: (output dir): nothing to resume"])
-    path.mkdir(parents=True, exist_ok=True)
-
-
 def deepspeed_config(choice: str) -> dict | None:
     """The ZeRO config as data (`spec/deepspeed/<name>.json` or a file), or None for a plain Trainer run."""
     import json
@@ -123,7 +104,16 @@ def deepspeed_config(choice: str) -> dict | None:
     if not path.is_file():
         known = sorted(p.stem for p in DEEPSPEED_DIR.glob("*.json"))
         raise SpecError([f"{path}: --deepspeed: no such config (known: {', '.join(known)}, none, or a .json file)"])
-    config = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        where = f"{path}: line {error.lineno}, column {error.colno}"
+        raise SpecError([f"{where}: --deepspeed: invalid JSON: {error.msg}"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError([f"{path}: --deepspeed: cannot read the file: {error}"]) from None
+    stage = config.get("zero_optimization", {}).get("stage") if isinstance(config, dict) else None
+    if stage not in (0, 1, 2):
+        raise SpecError([f"{path}: zero_optimization.stage: --deepspeed: expected 0, 1 or 2, got {stage!r}"])
     return {k: v for k, v in config.items() if not k.startswith("_")}
 
 
@@ -397,8 +387,11 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     if profile.name == "paper":
         check_paper_sources(options.model or profile.default_model, options.data_dir)
     tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
+    check_options(options, tasks)
     seeds = options.seeds or [loaded.spec.training.seed]
     output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
+    if is_main_process():  # the other processes would see the folder rank 0 is creating
+        check_output_dir(output_dir, options.resume, options.overwrite)
     deepspeed = deepspeed_config(options.deepspeed)
     if deepspeed is not None or torch.cuda.device_count() > 1:
         single_process_env()  # DeepSpeed needs one; a plain process uses one GPU, never DataParallel
@@ -406,7 +399,6 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
     for task in tasks:  # every task's batch splits over this launch before anything touches the disk
         batch_plan(recipe_for(ctx, task)[0])
-    prepare_output_dir(output_dir, options.resume, options.overwrite)
 
     try:
         budget = count_budget_of(ctx)
@@ -415,37 +407,69 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
         raise SpecError([f"{loaded.path}: method.args.{error.argument}: {error.message} (model {model})"]) from error
     log.info(
         "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
-        loaded.spec.method.name,
-        options.model or profile.default_model,
-        profile.name,
-        f"{budget['trainable_params']:,}",
-        budget["trainable_percent"],
-        f"{budget['base_params']:,}",
-        device,
+        loaded.spec.method.name, options.model or profile.default_model, profile.name,
+        f"{budget['trainable_params']:,}", budget["trainable_percent"], f"{budget['base_params']:,}", device,
         "bf16" if bf16 else "fp32",
         f"DeepSpeed ZeRO-{deepspeed['zero_optimization']['stage']}" if deepspeed else "no DeepSpeed",
-    )
+    )  # fmt: skip
     started = time.perf_counter()
     data = {task: load_data(ctx, task) for task in tasks}
+    for task, task_data in data.items():
+        check_splits(task, task_data)
     if profile.name == "smoke":
         smoke_tokenizer(ctx, list(data.values()))
-    runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
-    results = assemble(ctx, budget, runs, seeds, time.perf_counter() - started)
-    write_outputs(results, output_dir)
+    # Everything is known to start: only now is the output folder created (or the harness's own replaced).
+    if not is_main_process():
+        runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
+        return assemble(ctx, budget, runs, seeds, time.perf_counter() - started), output_dir
+    prepare_output_dir(output_dir, options.resume, options.overwrite)
+    with held(output_dir, log=log.warning):
+        runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
+        results = assemble(ctx, budget, runs, seeds, time.perf_counter() - started)
+        write_outputs(results, output_dir)
     return results, output_dir
 
 
+def check_options(options: RunOptions, tasks: list[str]) -> None:
+    """The command line's counts and task names, before anything is loaded or written."""
+    from harness.tasks import get_task
+
+    errors = []
+    for option, value in (("--epochs", options.epochs), ("--max-train-samples", options.max_train_samples)):
+        if value is not None and value < 1:
+            errors.append(f"{option}: {value} is not a valid count (at least 1)")
+    for task in tasks:
+        try:
+            get_task(task)
+        except ValueError as error:
+            errors.append(f"--tasks: {error}")
+    if errors:
+        raise SpecError(errors)
+
+
+def check_splits(task: str, data) -> None:
+    """Every split has examples after the paper's protocol: a best epoch chosen on nothing is refused."""
+    empty = [split for split in ("train", "validation", "test") if not data.examples(split, 1)]
+    if empty:
+        sizes = ", ".join(f"{split} {n}" for split, n in data.sizes().items())
+        raise SpecError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
+                         f" empty after the paper's split rule ({sizes}); give the task more rows"])  # fmt: skip
+
+
 def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
-    """results.json, report.md and the plot (this run's own folder: a resumed run replaces its report)."""
+    """results.json first, then report.md and the plot: a failing report never loses the finished training."""
     from harness.report import write_report
     from harness.results import save_results
 
-    if not is_main_process():
-        return
     path = output_dir / "results.json"
     path.unlink(missing_ok=True)
     loaded = save_results(results, path)
-    files = write_report([loaded], output_dir, overwrite=True)
+    try:
+        files = write_report([loaded], output_dir, overwrite=True)
+    except Exception as error:  # the results and checkpoints are kept; the report can be rebuilt
+        log.error("wrote %s; the report failed (%s: %s): rebuild it with `python -m harness report %s --overwrite`",
+                  path, type(error).__name__, error, output_dir)  # fmt: skip
+        return
     log.info("wrote %s, %s%s", path, files.report, f", {files.plot}" if files.plot else f" ({files.message})")
 
 

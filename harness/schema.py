@@ -29,9 +29,10 @@ TaskName = Literal[
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors; no coercion (`true` is not 1, "3" is not 3; an int is a valid float)."""
+    """Unknown keys are errors; no coercion (`true` is not 1, "3" is not 3; an int is a valid float); no
+    infinity or NaN (`.inf` would train, then fail when the results are written)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Paper(Strict):
@@ -109,29 +110,33 @@ InitRule = Annotated[
 ]
 
 
+EpochCount = Annotated[int, Field(gt=0, le=100_000)]
+
+
 class Epochs(Strict):
-    default: PositiveInt
-    per_task: dict[TaskName, PositiveInt] = Field(default_factory=dict)
+    default: EpochCount
+    per_task: dict[TaskName, EpochCount] = Field(default_factory=dict)
 
 
 class Training(Strict):
     """The training recipe (FACTS.md: the released code's settings, the paper's epochs)."""
 
     optimizer: Literal["adamw"] = "adamw"
-    learning_rate: PositiveFloat
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    adam_epsilon: PositiveFloat = 1e-8
+    # Upper bounds refuse the absurd (a typo's 1e21 warm-up steps), far above any setting of the paper's.
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)]
+    weight_decay: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    adam_epsilon: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-8
     lr_scheduler: Literal["linear"] = "linear"
-    warmup_steps: NonNegativeInt = 500
-    max_grad_norm: PositiveFloat = 1.0
-    batch_size: PositiveInt  # the global batch: what one optimizer step sees, at any world size
-    gradient_accumulation_steps: PositiveInt = 1  # a memory choice: micro-batches per step, same maths
+    warmup_steps: Annotated[int, Field(ge=0, le=10_000_000)] = 500
+    max_grad_norm: Annotated[float, Field(gt=0.0, le=1e6)] = 1.0
+    batch_size: Annotated[int, Field(gt=0, le=1_000_000)]  # the global batch: one optimizer step, at any scale
+    gradient_accumulation_steps: Annotated[int, Field(gt=0, le=100_000)] = 1  # memory only: same maths
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
     seed: int = 42
     data_seed: int = 42
     precision: Literal["fp32", "bf16"] = "fp32"
-    source_length: PositiveInt = 128
-    generation_max_length: PositiveInt = 20
+    source_length: Annotated[int, Field(gt=0, le=100_000)] = 128
+    generation_max_length: Annotated[int, Field(gt=0, le=100_000)] = 20
     epochs: Epochs
 
 

@@ -100,10 +100,29 @@ def pydantic_errors(path: Path, error: ValidationError, prefix: tuple = ()) -> l
 
 
 class SpecLoader(yaml.SafeLoader):
-    """yaml.SafeLoader (nothing but plain data), reading `1e-4` as a float as YAML 1.2 does.
+    """yaml.SafeLoader (nothing but plain data), reading `1e-4` as a float as YAML 1.2 does, and refusing a
+    key written twice in one mapping (PyYAML would silently keep the last).
 
     PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-4`) and `1e-4` is a string.
     """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]}, again on line {line})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is a mistake, and slow to parse
+MAX_NESTING = 50  # deeper YAML would exhaust the parser's recursion
 
 
 SpecLoader.add_implicit_resolver(
@@ -126,8 +145,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise SpecError([f"{path}: (top level): is a folder, expected a YAML file"])
     if not path.is_file():
         raise SpecError([f"{path}: (top level): file not found"])
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError([f"{path}: (top level): {size:,} bytes; a spec file is at most {MAX_SPEC_BYTES:,}"])
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SpecLoader)  # a SafeLoader: plain data only
+        text = path.read_text(encoding="utf-8")
+        depth = nesting_depth(text)
+        if depth > MAX_NESTING:
+            raise SpecError([f"{path}: (top level): nested {depth} levels deep; a spec nests at most {MAX_NESTING}"])
+        data = yaml.load(text, Loader=SpecLoader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
@@ -137,6 +163,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError([f"{path}: (top level): expected a mapping of keys, got {type(data).__name__}"])
     return data
+
+
+def nesting_depth(text: str) -> int:
+    """An upper bound of the YAML nesting: the deepest run of open flow brackets or block indentation levels."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    indents = {len(line) - len(line.lstrip(" ")) for line in text.splitlines() if line.strip()}
+    return max(deepest, len(indents))
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +302,26 @@ def check_invariants(path: Path, invariants: Any) -> list[str]:
     return errors
 
 
+def check_published(path: Path, spec) -> list[str]:
+    """Each published number names a task of the paper (or glue/superglue) and one of its metrics."""
+    from harness.tasks import TASKS
+
+    errors = []
+    for index, entry in enumerate(spec.published):
+        key = f"{path}: published[{index}]"
+        if entry.task in ("glue", "superglue"):
+            if entry.metric != "average":
+                errors.append(f"{key}.metric: the {entry.task} aggregate has only 'average', not {entry.metric!r}")
+        elif entry.task not in TASKS:
+            errors.append(
+                f"{key}.task: unknown task {entry.task!r}{did_you_mean(entry.task, [*TASKS, 'glue', 'superglue'])}"
+            )
+        elif entry.metric not in (*TASKS[entry.task].metrics, "average"):
+            known = [*TASKS[entry.task].metrics, "average"]
+            errors.append(f"{key}.metric: {entry.task} has no metric {entry.metric!r} (it has {', '.join(known)})")
+    return errors
+
+
 def check_built(
     path: Path, spec: Spec, model_file: ModelFile, arguments: dict[str, Any], key: str = "model"
 ) -> list[str]:
@@ -357,6 +416,8 @@ def load_spec(
     arguments, method_errors = check_method(path, data.get("method"))
     errors += method_errors
     errors += check_invariants(path, data.get("invariants"))
+    if spec is not None:
+        errors += check_published(path, spec)
     if build and not errors:
         errors += check_built(path, spec, model_file, arguments)
     if build and not errors and check_model_file != model_file:

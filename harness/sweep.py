@@ -35,10 +35,12 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
 
 
 def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
-    from harness.runner import prepare_output_dir, run_single
+    from harness.output_dir import prepare_output_dir
+    from harness.runner import is_main_process, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
-    prepare_output_dir(output_dir, options.resume, options.overwrite)
+    if is_main_process():
+        prepare_output_dir(output_dir, options.resume, options.overwrite)
     points, skipped = [], []
     for point in grid_points(spec_path, options.overrides):
         label = ",".join(f"{k}={v}" for k, v in point.items())
