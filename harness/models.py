@@ -7,11 +7,13 @@ meta device (no weights, exact counts); invariant checks build a tiny one with r
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
-from transformers import T5Config, T5ForConditionalGeneration
+
+if TYPE_CHECKING:  # torch and transformers load only when a model is built (`--help`, `validate` stay fast)
+    import torch
+    from transformers import T5Config
 
 
 class T5Architecture(BaseModel):
@@ -49,11 +51,16 @@ class ModelFile(BaseModel):
     architecture: T5Architecture
 
     def t5_config(self, **overrides) -> T5Config:
+        from transformers import T5Config
+
         return T5Config(**{**self.architecture.model_dump(), **overrides})
 
 
 def build_t5(model_file: ModelFile, device: str | torch.device = "meta", seed: int | None = None):
     """A T5ForConditionalGeneration of this architecture: on `meta` (no weights) or randomly initialised."""
+    import torch
+    from transformers import T5ForConditionalGeneration
+
     if seed is not None:
         torch.manual_seed(seed)
     with torch.device(device):

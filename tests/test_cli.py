@@ -301,3 +301,15 @@ def test_show_json_equals_show_yaml(capsys):
     _, as_json, _ = run_cli(capsys, "show", SPEC_DIR / "compacter.yaml", "--json")
     _, as_yaml, _ = run_cli(capsys, "show", SPEC_DIR / "compacter.yaml")
     assert json.loads(as_json) == yaml.safe_load(as_yaml)
+
+
+def test_help_answers_without_importing_torch_or_transformers():
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, harness.cli; harness.cli.parser(); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
