@@ -97,7 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from harness.invariants import INVARIANTS
+    from harness.invariants.catalog import DECLARED
     from impl.registry import get, names
 
     if args.spec_dir is not None and not args.spec_dir.is_dir():
@@ -124,7 +124,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
                         else {"errors": s.errors}
                         for name, s in specs.items()
                     },
-                    "invariants": {name: inv.summary for name, inv in INVARIANTS.items()},
+                    "invariants": {name: inv.summary for name, inv in DECLARED.items()},
                 },
                 indent=2,
             )
@@ -142,7 +142,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             count = f"{budget:,} trainable" if budget is not None else "no budget"
             print(f"  {name:<22} method {s.spec.method.name} on {s.spec.model}, {count}")
     print("invariants:")
-    for name, inv in INVARIANTS.items():
+    for name, inv in DECLARED.items():
         print(f"  {name:<22} {inv.summary}")
     return EXIT_OK
 
@@ -344,8 +344,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if regression.get("ok") is False else EXIT_OK
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a misused command line as one line naming the option (not the usage block), exit 2."""
+
+    def error(self, message: str):
+        raise SpecError([f"{self.prog}: {message} (`{self.prog} --help` lists the options)"])
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m harness", description=__doc__.splitlines()[0])
+    root = Parser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="validate spec files (all of spec/ by default)")
@@ -458,8 +465,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         return args.run(args)
     except SpecError as error:
         for line in error.errors:

@@ -155,8 +155,25 @@ class TaskData:
 
 
 def _concat(parts: list[RawSplit]) -> pa.Table:
+    """The shards of one split as one table; shards whose column types cannot merge are a DataError naming both."""
     tables = [part.table for part in parts]
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    try:
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as error:
+        first = parts[0]
+        for part in parts[1:]:
+            for name in part.table.column_names:
+                if name not in first.table.column_names:
+                    continue
+                types = first.table.schema.field(name).type, part.table.schema.field(name).type
+                try:
+                    pa.concat_tables(
+                        [first.table.select([name]), part.table.select([name])], promote_options="permissive"
+                    )
+                except (pa.ArrowTypeError, pa.ArrowInvalid):
+                    raise DataError([f"{part.origin}: column {name}: {types[1]}, but {first.origin} holds {types[0]}; "
+                                     "the shards of one split need the same column types"]) from None  # fmt: skip
+        raise DataError([f"{first.origin}: the shards of split {first.name} do not merge: {error}"]) from None
 
 
 def build(

@@ -68,6 +68,20 @@ def build_t5(model_file: ModelFile, device: str | torch.device = "meta", seed: i
     return model
 
 
+PRETRAINED_FILES = {  # what `from_pretrained` reads from a local folder, by what it is for
+    "config.json": ("config.json",),
+    "the weights (model.safetensors)": (
+        "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+    ),
+    "the tokenizer (tokenizer.json or spiece.model)": ("tokenizer.json", "spiece.model"),
+}  # fmt: skip
+
+
+def missing_pretrained_files(folder: Path) -> list[str]:
+    """What a local `--model` folder lacks of the config, the weights and the tokenizer ([] when complete)."""
+    return [what for what, names in PRETRAINED_FILES.items() if not any((folder / name).is_file() for name in names)]
+
+
 def models_dir(spec_path: Path) -> Path:
     """Model files live in `models/` beside the spec file."""
     return spec_path.resolve().parent / "models"

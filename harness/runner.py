@@ -127,14 +127,17 @@ def device_and_precision(requested: str) -> tuple[str, bool]:
 
 def load_backbone(ctx: RunContext):
     """The profile's backbone T5 and tokenizer, loaded once per invocation."""
-    from harness.models import build_t5
+    from harness.models import build_t5, missing_pretrained_files
+    from harness.spec import model_file_for
 
     if ctx.base_model is not None:
         return ctx.base_model, ctx.tokenizer
     options, profile = ctx.options, ctx.profile
     if profile.name == "smoke":
         name = options.model or profile.default_model
-        model_file = load_model_file(ctx.loaded.path.resolve().parent / "models" / f"{name}.yaml")
+        path = ctx.loaded.path.resolve().parent / "models" / f"{name}.yaml"
+        # a missing file: model_file_for raises, naming --model and the model files there
+        model_file = load_model_file(path) if path.is_file() else model_file_for(ctx.loaded.path, name, "--model")
         ctx.base_model = build_t5(model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
     else:
         from transformers import T5ForConditionalGeneration
@@ -142,8 +145,16 @@ def load_backbone(ctx: RunContext):
         from harness.tokenizer import load_tokenizer
 
         source = options.model or profile.default_model
-        ctx.tokenizer = load_tokenizer(source)
-        ctx.base_model = T5ForConditionalGeneration.from_pretrained(source)
+        missing = missing_pretrained_files(Path(source)) if Path(source).is_dir() else []
+        if missing:
+            lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+            raise SpecError([f"{source}: --model: the folder lacks {lacks}; pass a folder written by "
+                             "save_pretrained (a download of google-t5/t5-base)"])  # fmt: skip
+        try:
+            ctx.tokenizer = load_tokenizer(source)
+            ctx.base_model = T5ForConditionalGeneration.from_pretrained(source)
+        except (OSError, ValueError) as error:  # transformers' words for a folder or hub name it cannot load
+            raise SpecError([f"{source}: --model: cannot load it: {' '.join(str(error).split())}"]) from None
         ctx.base_model.resize_token_embeddings(len(ctx.tokenizer))  # 32,100 as in the released code
     return ctx.base_model, ctx.tokenizer
 

@@ -81,7 +81,7 @@ def clean_loc(loc: tuple) -> tuple:
     return tuple(kept)
 
 
-_INIT_TAGS = {"normal", "uniform", "glorot_uniform", "zeros", "ones"}
+_INIT_TAGS = {"normal", "uniform", "glorot_uniform", "zeros", "ones", "embedding_rows"}
 
 
 def pydantic_errors(path: Path, error: ValidationError, prefix: tuple = ()) -> list[str]:
@@ -148,18 +148,33 @@ def read_yaml(path: Path) -> dict[str, Any]:
     size = path.stat().st_size
     if size > MAX_SPEC_BYTES:
         raise SpecError([f"{path}: (top level): {size:,} bytes; a spec file is at most {MAX_SPEC_BYTES:,}"])
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
-        depth = nesting_depth(text)
-        if depth > MAX_NESTING:
-            raise SpecError([f"{path}: (top level): nested {depth} levels deep; a spec nests at most {MAX_NESTING}"])
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        byte = f"byte {raw[error.start]:#04x} on line {line}"
+        raise SpecError([f"{path}: (top level): not UTF-8 text ({byte}); save the spec as UTF-8"]) from None
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:
+        raise SpecError([f"{path}: (top level): nested {depth} levels deep; a spec nests at most {MAX_NESTING}"])
+    try:
         data = yaml.load(text, Loader=SpecLoader)  # a SafeLoader: plain data only
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
         raise SpecError([f"{path}: {where}: invalid YAML: {error.problem}"]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise SpecError([f"{path}: (top level): invalid YAML: {error}"]) from None
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow (a NUL, a control character)
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        character = f"#x{error.character:04x}" if isinstance(error.character, int) else repr(error.character)
+        raise SpecError(
+            [f"{path}: line {line}, column {column}: invalid YAML: character {character}: {error.reason}"]
+        ) from None
+    except yaml.YAMLError as error:
+        raise SpecError([f"{path}: (top level): invalid YAML: {' '.join(str(error).split())}"]) from None
+    if data is None:
+        raise SpecError([f"{path}: (top level): the file is empty; expected a mapping of keys"])
     if not isinstance(data, dict):
         raise SpecError([f"{path}: (top level): expected a mapping of keys, got {type(data).__name__}"])
     return data
@@ -248,12 +263,13 @@ def strict_scalars(annotation: Any) -> Any:
 
 def arguments_model(method) -> type[BaseModel]:
     """A pydantic model of the builder's keyword arguments (types from its annotations, extra forbidden)."""
-    hints = typing.get_type_hints(method.build)
+    hints = method.argument_types()
     fields = {}
     for name, parameter in method.parameters().items():
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[name] = (strict_scalars(hints.get(name, Any)), default)
-    return create_model(f"{method.name}_arguments", __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+    config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `.inf` would train, then fail late
+    return create_model(f"{method.name}_arguments", __config__=config, **fields)
 
 
 def check_method(path: Path, method_data: Any) -> tuple[dict[str, Any] | None, list[str]]:
@@ -286,17 +302,17 @@ def check_method(path: Path, method_data: Any) -> tuple[dict[str, Any] | None, l
 
 def check_invariants(path: Path, invariants: Any) -> list[str]:
     """Names against the closed vocabulary (did-you-mean), options against each invariant's options."""
-    from harness.invariants import INVARIANTS
+    from harness.invariants.catalog import DECLARED
 
     if not isinstance(invariants, dict):
         return []  # the schema reports the shape
     errors = []
     for name, options in invariants.items():
-        if name not in INVARIANTS:
-            errors.append(f"{path}: invariants.{name}: unknown invariant{did_you_mean(str(name), sorted(INVARIANTS))}")
+        if name not in DECLARED:
+            errors.append(f"{path}: invariants.{name}: unknown invariant{did_you_mean(str(name), sorted(DECLARED))}")
             continue
         try:
-            INVARIANTS[name].options.model_validate(options or {})
+            DECLARED[name].options.model_validate(options or {})
         except ValidationError as error:
             errors += pydantic_errors(path, error, prefix=("invariants", name))
     return errors
@@ -365,7 +381,8 @@ def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> d
         try:
             value = yaml.load(text, Loader=SpecLoader)
         except yaml.YAMLError as error:
-            raise SpecError([f"{path}: --set {key}: invalid value {text!r}: {error}"]) from None
+            why = getattr(error, "problem", None) or " ".join(str(error).split())
+            raise SpecError([f"{path}: --set {key}: invalid value {text!r}: {why}"]) from None
         parts = key.split(".")
         target = data
         for part in parts[:-1]:

@@ -36,13 +36,15 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
 
 def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
     from harness.output_dir import prepare_output_dir
-    from harness.runner import is_main_process, run_single
+    from harness.runner import check_options, is_main_process, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
+    grid = grid_points(spec_path, options.overrides)  # the spec, the overrides and the options: before the disk
+    check_options(options, options.tasks or [])
     if is_main_process():
         prepare_output_dir(output_dir, options.resume, options.overwrite)
     points, skipped = [], []
-    for point in grid_points(spec_path, options.overrides):
+    for point in grid:
         label = ",".join(f"{k}={v}" for k, v in point.items())
         sets = [f"method.args.{k}={v}" for k, v in point.items()]
         folder = output_dir / "sweep" / label

@@ -16,8 +16,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # torch loads with the model: the method registry and spec validation never import it
+    from torch import nn
 
 SELF_ATTENTION = "self_attention"
 FEED_FORWARD = "feed_forward"

@@ -12,9 +12,10 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # builders import torch when they run, so listing and validating methods never does
+    from torch import nn
 
 Builder = Callable[..., None]
 
@@ -53,6 +54,16 @@ class Method:
         """The builder's keyword arguments (everything after `model`)."""
         params = list(inspect.signature(self.build).parameters.values())
         return {p.name: p for p in params[1:]}
+
+    def argument_types(self) -> dict[str, Any]:
+        """The keyword arguments' annotations evaluated in the builder's module (without `model`'s, whose
+        torch type is imported for type checkers only)."""
+        namespace = getattr(self.build, "__globals__", {})
+        return {
+            name: eval(p.annotation, namespace) if isinstance(p.annotation, str) else p.annotation
+            for name, p in self.parameters().items()
+            if p.annotation is not inspect.Parameter.empty
+        }
 
     def defaults(self) -> dict[str, Any]:
         return {name: p.default for name, p in self.parameters().items() if p.default is not inspect.Parameter.empty}

@@ -303,13 +303,31 @@ def test_show_json_equals_show_yaml(capsys):
     assert json.loads(as_json) == yaml.safe_load(as_yaml)
 
 
-def test_help_answers_without_importing_torch_or_transformers():
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["ls"],
+        ["ls", "--json"],
+        ["validate", "{bad}"],  # a schema error: the method and invariant checks still run, the build does not
+    ],
+)
+def test_answers_without_importing_torch_or_transformers(spec_copy, argv):
+    """`--help`, `ls` and `validate` of a spec with a schema error answer at once: nothing imports torch."""
     import subprocess
     import sys
 
+    bad = spec_copy / "compacter_pp.yaml"
+    bad.write_text(bad.read_text(encoding="utf-8").replace("learning_rate: 3.0e-3", 'learning_rate: "fast"'))
     probe = (
-        "import sys, harness.cli; harness.cli.parser(); "
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+        "import sys, harness.cli\n"
+        "try:\n    code = harness.cli.main(sys.argv[1:])\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(code, sorted(m for m in ('torch', 'transformers') if m in sys.modules), file=sys.stderr)"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    args = [a.format(bad=bad) for a in argv]
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, cwd=REPO, check=False)
+    code, imported = done.stderr.strip().splitlines()[-1].split(" ", 1)
+    assert imported == "[]", done.stderr
+    assert int(code) == (EXIT_BAD_INPUT if argv[0] == "validate" else EXIT_OK), done.stderr
+    if argv[0] == "validate":
+        assert done.stderr.startswith(f"{bad}: training.learning_rate: Input should be a valid number"), done.stderr

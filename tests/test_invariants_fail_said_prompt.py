@@ -18,12 +18,12 @@ from torch.nn import functional as F
 import harness.invariants.hadamard
 import impl.layers.fastfood
 import impl.layers.hadamard
-import impl.methods.intrinsic_said
+import impl.layers.intrinsic_said
 from harness.invariants import CheckContext
 from impl.layers.fastfood import FastfoodBank, _BankUpdate, draw_fastfood, next_power_of_two
 from impl.layers.hadamard import _FWHT, fwht_raw
+from impl.layers.intrinsic_said import IntrinsicSAID
 from impl.layers.prompt import EncoderPrompt, _ExtendCrossAttentionMask
-from impl.methods.intrinsic_said import IntrinsicSAID
 from tests.invariant_helpers import assert_fails, assert_holds, wrap_builder
 
 SAID = "intrinsic_said"
@@ -172,8 +172,8 @@ def test_reproducible_projection_fails_when_drawn_from_the_global_rng(check_cont
 
 def test_reproducible_projection_fails_when_the_seed_is_ignored(check_context, holds, monkeypatch):
     assert_holds(holds, SAID, "reproducible_projection")
-    original = impl.methods.intrinsic_said.derive_seed
-    monkeypatch.setattr(impl.methods.intrinsic_said, "derive_seed", lambda seed, key: original(0, key))
+    original = impl.layers.intrinsic_said.derive_seed
+    monkeypatch.setattr(impl.layers.intrinsic_said, "derive_seed", lambda seed, key: original(0, key))
     assert_fails("reproducible_projection", check_context(SAID), r"^projection_seed 1 gives the same projections as 0")
 
 

@@ -36,3 +36,11 @@ def test_spec_folder_is_data_only():
 def test_every_method_has_a_module_named_like_it():
     for name in method_names():
         assert (REPO / "impl" / "methods" / f"{name}.py").is_file(), name
+
+
+def test_every_declared_invariant_has_a_check():
+    """A name the catalog declares (so validation accepts it) has a registered check for `harness check`."""
+    from harness.invariants import INVARIANTS
+    from harness.invariants.catalog import DECLARED
+
+    assert set(INVARIANTS) == set(DECLARED)

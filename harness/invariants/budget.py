@@ -9,7 +9,6 @@ from harness.invariants.registry import NoOptions, invariant
 
 @invariant("budget")
 def budget(ctx: CheckContext, options: NoOptions) -> str:
-    """Trainable parameters counted on the meta device equal the spec's count and the published %."""
     report = count_budget(ctx.loaded)
     if report.expected_trainable_params is None:
         raise InvariantViolation("the spec states no budget.trainable_params to check against")

@@ -26,24 +26,19 @@ import math
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, PositiveInt
 from torch.autograd.gradcheck import GradcheckError
 
+from harness.invariants.catalog import FastfoodOptions
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.hadamard import TOLERANCE, reference_hadamard
 from harness.invariants.registry import invariant
 from harness.invariants.strategies import FastfoodCase, fastfood_cases
 from impl.layers.fastfood import FastfoodBank, draw_fastfood
-from impl.methods.intrinsic_said import IntrinsicSAID
+from impl.layers.intrinsic_said import IntrinsicSAID
 
 VECTORS = 3  # z_a and g_b per check
 ADJOINT_TOLERANCE = 1e-10  # |⟨P z, g⟩ − ⟨z, Pᵀ g⟩| / Σ_d |(P z)_d g_d|, in float64
 GRADCHECK_MAX_IN, GRADCHECK_MAX_OUT = 12, 20  # the small bank gradcheck runs on: n ≤ 12, D ≤ 20
-
-
-class FastfoodOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max_dense_size: PositiveInt = 4096  # the model's banks with L ≤ this are also checked against the formula
 
 
 def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
@@ -164,9 +159,8 @@ def said_module(model: torch.nn.Module) -> IntrinsicSAID:
     return found[0]
 
 
-@invariant("fastfood_linear", FastfoodOptions)
+@invariant("fastfood_linear")
 def fastfood_linear(ctx: CheckContext, options: FastfoodOptions) -> str:
-    """Fastfood banks are linear, equal the dense formula, project_transpose is Pᵀ, gradcheck exact; the model's too."""
     f32, f64 = torch.float32, torch.float64
 
     @settings(deadline=None)

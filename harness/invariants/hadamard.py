@@ -110,8 +110,6 @@ def check_case(case: HadamardCase, seed: int) -> None:
 
 @invariant("fwht")
 def fwht_invariant(ctx: CheckContext, options: NoOptions) -> str:
-    """fwht, its head/of-head variants equal products with scipy's Hadamard matrix (L ≤ 4096); exact gradient."""
-
     @settings(deadline=None)
     @given(case=hadamard_cases(), seed=st.integers(0, 2**16))
     @example(case=HadamardCase(0, (2,), torch.float64, 1, False), seed=0)  # L = 1

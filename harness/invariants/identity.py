@@ -20,7 +20,6 @@ from harness.invariants.registry import NoOptions, invariant
 
 @invariant("identity_at_init")
 def identity_at_init(ctx: CheckContext, options: NoOptions) -> str:
-    """Bit-identical logits at init (prompt tuning: only the encoder input grows, by p); one step moves them."""
     prompt_length = ctx.method_args.get("prompt_length")
     if prompt_length:
         return _only_the_encoder_input_grows(ctx, prompt_length)

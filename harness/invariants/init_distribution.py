@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
+from harness.invariants.catalog import KSOptions
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import invariant
 from harness.invariants.trainable import added_parameter_names
@@ -23,11 +23,6 @@ from harness.schema import ConstantInit, EmbeddingRowsInit, GlorotUniformInit, N
 from impl.inject import matching_names
 
 MIN_SAMPLES = 20
-
-
-class KSOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    alpha: float = Field(1e-3, gt=0.0, lt=1.0)  # reject the declared law when the KS p-value is below
 
 
 def shares_storage(first: torch.Tensor, second: torch.Tensor) -> bool:
@@ -69,9 +64,8 @@ def samples(rule, tensors: list[torch.Tensor]):
     raise TypeError(rule)
 
 
-@invariant("init_distribution", KSOptions)
+@invariant("init_distribution")
 def init_distribution(ctx: CheckContext, options: KSOptions) -> str:
-    """Declared init laws hold (KS test; constants and embedding-row copies exact) and cover every added parameter."""
     model = ctx.method_model().model
     parameters = dict(model.named_parameters())
     uncovered = sorted(

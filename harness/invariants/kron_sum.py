@@ -72,7 +72,6 @@ def check_case(case: PHMCase, seed: int) -> None:
 
 @invariant("kron_sum")
 def kron_sum(ctx: CheckContext, options: NoOptions) -> str:
-    """PHMLinear for hypothesis-drawn n, sizes, rank, batch, dtype, and every PHM layer built, equal Σ A_i ⊗ B_i."""
     spec_n = ctx.method_args["n"]
     spec_rank = ctx.method_args.get("rank")
     spec_case = PHMCase(spec_n, 3, 2, spec_rank, ctx.method_args["shared_phm_rule"], (2, 3), torch.float32)

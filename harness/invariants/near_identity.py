@@ -8,20 +8,14 @@ method is not inert.
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, PositiveFloat
 
+from harness.invariants.catalog import NearIdentityOptions
 from harness.invariants.context import CheckContext, InvariantViolation, logits, train_steps
 from harness.invariants.registry import invariant
 
 
-class NearIdentityOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    max_abs_diff: PositiveFloat  # on the logits of the tiny model, stated in the spec
-
-
-@invariant("near_identity_at_init", NearIdentityOptions)
+@invariant("near_identity_at_init")
 def near_identity_at_init(ctx: CheckContext, options: NearIdentityOptions) -> str:
-    """max |logits(adapted) − logits(base)| ≤ the spec's tolerance at init, and ≠ 0 after one step."""
     batch = ctx.batch()
     base_logits = logits(ctx.base_model(), batch)
     model = ctx.method_model().model

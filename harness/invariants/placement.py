@@ -9,11 +9,9 @@ name. Both sets must be equal, and every placed module must be called by a forwa
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict
 
+from harness.invariants.catalog import PlacementOptions
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import invariant
 
@@ -22,15 +20,6 @@ SUBLAYER_CLASSES = {
     "T5LayerCrossAttention": "cross_attention",
     "T5LayerFF": "feed_forward",
 }
-
-
-class PlacementOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    sublayers: list[Literal["self_attention", "cross_attention", "feed_forward"]]
-    encoder_blocks: list[int] | None = None  # None: every block
-    decoder_blocks: list[int] | None = None
-    targets: list[str] | None = None  # None: on the sub-layer itself; else modules of these names inside it
-    outside_blocks: list[str] = []  # module paths outside the blocks that carry the method too (lm_head)
 
 
 def expected_paths(model: torch.nn.Module, method: str, options: PlacementOptions) -> set[str]:
@@ -53,9 +42,8 @@ def expected_paths(model: torch.nn.Module, method: str, options: PlacementOption
     return expected | {f"{path}.{method}" for path in options.outside_blocks}
 
 
-@invariant("placement", PlacementOptions)
+@invariant("placement")
 def placement(ctx: CheckContext, options: PlacementOptions) -> str:
-    """The method's modules are exactly at the declared sub-layers and blocks (never elsewhere) and all run."""
     model = ctx.method_model().model.eval()
     method = ctx.method_name
     placed = {name: m for name, m in model.named_modules() if "." in name and name.rsplit(".", 1)[1] == method}

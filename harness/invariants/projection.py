@@ -18,18 +18,13 @@ import tempfile
 from pathlib import Path
 
 import torch
-from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from harness.build import apply_to
+from harness.invariants.catalog import ProjectionOptions
 from harness.invariants.context import CheckContext, InvariantViolation, logits, train_steps
 from harness.invariants.fastfood import said_module
 from harness.invariants.registry import invariant
 from impl.state import CheckpointMismatchError, load_trainable, save_trainable
-
-
-class ProjectionOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    steps: PositiveInt = 2  # training steps before the checkpoint is saved
 
 
 def build(ctx: CheckContext, projection_seed: int, rng_seed: int) -> torch.nn.Module:
@@ -111,9 +106,8 @@ def check_checkpoint(
     raise InvariantViolation(f"the checkpoint loads into a model with projection_seed {other_seed}: it must be refused")
 
 
-@invariant("reproducible_projection", ProjectionOptions)
+@invariant("reproducible_projection")
 def reproducible_projection(ctx: CheckContext, options: ProjectionOptions) -> str:
-    """Projections depend on projection_seed only; a trained checkpoint reloads bit-exactly and refuses another seed."""
     seed = ctx.method_args["projection_seed"]
     other_seed = seed + 1
     first, second = build(ctx, seed, rng_seed=11), build(ctx, seed, rng_seed=12)

@@ -17,21 +17,15 @@ source mask and [1_p; m] the mask over the p + T encoder states:
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, PositiveInt
 from torch import nn
 
+from harness.invariants.catalog import PromptOptions
 from harness.invariants.context import CheckContext, InvariantViolation, train_steps
 from harness.invariants.registry import invariant
 from impl.layers.prompt import EncoderPrompt
 
 LOGIT_TOLERANCE = 1e-5  # cached vs uncached decoding, max |Δ| / max(1, max |logits|): ~3e-7 measured on t5_tiny
 SENSITIVITY = 100  # unmasking the padding must move the logits by ≥ SENSITIVITY × LOGIT_TOLERANCE (~7e-3 measured)
-
-
-class PromptOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    steps: PositiveInt = 2
-    new_tokens: PositiveInt = 5
 
 
 def prompt_name(model: nn.Module, length: int) -> str:
@@ -147,9 +141,8 @@ def check_generate(model: nn.Module, batch: dict[str, torch.Tensor], new_tokens:
     return output.sequences
 
 
-@invariant("prompt_only", PromptOptions)
+@invariant("prompt_only")
 def prompt_only(ctx: CheckContext, options: PromptOptions) -> str:
-    """Training moves the prompt and nothing else; the decoder masks with [1_p; m]; generate = greedy forwards."""
     length = ctx.method_args.get("prompt_length")
     if not length:
         raise InvariantViolation(f"{ctx.method_name} has no prompt_length argument: not a prompt tuning method")

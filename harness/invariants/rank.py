@@ -30,8 +30,6 @@ def check_layer(layer: LowRankLinear, rank: int, what: str, generator: torch.Gen
 
 @invariant("rank_at_most")
 def rank_at_most(ctx: CheckContext, options: NoOptions) -> str:
-    """rank(w_l w_r) ≤ r for hypothesis-drawn sizes and r, and for every low-rank layer built."""
-
     @settings(deadline=None)
     @given(
         in_features=st.integers(1, 40),

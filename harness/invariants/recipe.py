@@ -47,7 +47,7 @@ def recipe_invariant(name: str):
     def decorator(check):
         if name in RECIPE_INVARIANTS:
             raise ValueError(f"recipe invariant {name!r} is already registered")
-        RECIPE_INVARIANTS[name] = Invariant(name, check, NoOptions)
+        RECIPE_INVARIANTS[name] = Invariant(name, check, NoOptions, (check.__doc__ or "").strip().splitlines()[0])
         return check
 
     return decorator

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from harness.invariants.catalog import DECLARED, NoOptions
 from harness.invariants.context import CheckContext, InvariantViolation
-
-
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 Check = Callable[[CheckContext, BaseModel], str]
 
@@ -22,10 +18,7 @@ class Invariant:
     name: str
     check: Check  # returns a one-line summary of what held; raises InvariantViolation otherwise
     options: type[BaseModel]
-
-    @property
-    def summary(self) -> str:
-        return (self.check.__doc__ or "").strip().splitlines()[0]
+    summary: str
 
 
 @dataclass(frozen=True)
@@ -41,11 +34,15 @@ class Result:
 INVARIANTS: dict[str, Invariant] = {}
 
 
-def invariant(name: str, options: type[BaseModel] = NoOptions) -> Callable[[Check], Check]:
+def invariant(name: str) -> Callable[[Check], Check]:
+    """Decorator: register `check` under `name`, with the summary and options `harness.invariants.catalog` declares."""
+
     def decorator(check: Check) -> Check:
+        if name not in DECLARED:
+            raise ValueError(f"invariant {name!r} is not declared in harness.invariants.catalog")
         if name in INVARIANTS:
             raise ValueError(f"invariant {name!r} is already registered")
-        INVARIANTS[name] = Invariant(name, check, options)
+        INVARIANTS[name] = Invariant(name, check, DECLARED[name].options, DECLARED[name].summary)
         return check
 
     return decorator
@@ -86,6 +83,7 @@ __all__ = [
     "CheckContext",
     "Invariant",
     "InvariantViolation",
+    "NoOptions",
     "Result",
     "invariant",
     "run_entry",

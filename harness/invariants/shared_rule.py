@@ -29,7 +29,6 @@ def gradient(parameter: torch.Tensor) -> torch.Tensor:
 
 @invariant("shared_rule")
 def shared_rule(ctx: CheckContext, options: NoOptions) -> str:
-    """One A object for all PHM layers, counted once, fed gradient by every layer (one A per layer if unshared)."""
     model = ctx.method_model().model.to(torch.float64).eval()  # eval: no dropout, so passes are repeatable
     layers = phm_layers(model)
     if not layers:

@@ -4,18 +4,12 @@ model built without adapters there (same weights for the rest), logits and greed
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from harness.invariants.catalog import SkipOptions
 from harness.invariants.context import CheckContext, InvariantViolation, logits
 from harness.invariants.registry import invariant
 from impl.methods.adapter_drop import skip_layers
 from impl.registry import apply_method
-
-
-class SkipOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    encoder: list[int] = Field(default_factory=list)  # blocks whose adapters are skipped
-    decoder: list[int] = Field(default_factory=list)
 
 
 def randomise(model: torch.nn.Module, method: str) -> None:
@@ -32,9 +26,8 @@ def generate(model, batch) -> torch.Tensor:
     return model.generate(**inputs, max_new_tokens=4, do_sample=False)
 
 
-@invariant("skip_equals_absent", SkipOptions)
+@invariant("skip_equals_absent")
 def skip_equals_absent(ctx: CheckContext, options: SkipOptions) -> str:
-    """Skipping the adapters of chosen blocks equals, bit for bit, a model built without them."""
     if not (options.encoder or options.decoder):
         raise InvariantViolation("no block to skip: the check would be vacuous")
     args = ctx.method_args

@@ -15,7 +15,6 @@ from impl.state import CheckpointMismatchError, load_trainable, save_trainable
 
 @invariant("state_roundtrip")
 def state_roundtrip(ctx: CheckContext, options: NoOptions) -> str:
-    """Saving the trainable tensors and loading them into a fresh model reproduces the outputs bit for bit."""
     batch = ctx.batch()
     source = ctx.method_model(method_seed=11).model
     generator = torch.Generator().manual_seed(5)

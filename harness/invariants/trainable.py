@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import torch
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
+from harness.invariants.catalog import StepOptions
 from harness.invariants.context import CheckContext, InvariantViolation, train_steps
 from harness.invariants.registry import NoOptions, invariant
 from impl.inject import matching_names
@@ -19,7 +19,6 @@ def added_parameter_names(ctx: CheckContext, model: torch.nn.Module) -> set[str]
 
 @invariant("trainable_set")
 def trainable_set(ctx: CheckContext, options: NoOptions) -> str:
-    """requires_grad is set exactly on the glob-matched parameters; every added parameter is prefixed and trains."""
     built = ctx.method_model()
     names = [name for name, _ in built.model.named_parameters()]
     requires_grad = {name for name, p in built.model.named_parameters() if p.requires_grad}
@@ -41,15 +40,8 @@ def trainable_set(ctx: CheckContext, options: NoOptions) -> str:
     return f"{len(requires_grad)} tensors train ({len(added)} added by {ctx.method_name}), all declared"
 
 
-class StepOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    steps: PositiveInt = 3
-    learning_rate: PositiveFloat = 1e-2
-
-
-@invariant("only_trainable_change", StepOptions)
+@invariant("only_trainable_change")
 def only_trainable_change(ctx: CheckContext, options: StepOptions) -> str:
-    """After AdamW steps every trainable tensor moved and every frozen tensor is bit-identical."""
     built = ctx.method_model()
     model = built.model
     declared = matching_names([name for name, _ in model.named_parameters()], ctx.spec.trainable)

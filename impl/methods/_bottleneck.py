@@ -8,15 +8,17 @@ only in the projection they build for D and U; the argument checks and the place
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-
-from torch import nn
-from transformers.activations import ACT2FN
+from typing import TYPE_CHECKING
 
 from impl.inject import Site, attach_everywhere, sublayer_sites
-from impl.layers.bottleneck import BottleneckAdapter
 from impl.registry import MethodArgumentError
 
-Projection = Callable[[int, int], nn.Module]  # (in_features, out_features) -> module
+if TYPE_CHECKING:  # torch, transformers and the layers load when a model is built
+    from torch import nn
+
+    from impl.layers.bottleneck import BottleneckAdapter
+
+Projection = Callable[[int, int], "nn.Module"]  # (in_features, out_features) -> module
 
 
 def bottleneck_size(model: nn.Module, reduction_factor: int) -> int:
@@ -33,6 +35,8 @@ def normal_linear(init_std: float) -> Projection:
     """The Houlsby adapter's projection: nn.Linear with weights N(0, init_std²) and zero bias (the released code)."""
 
     def make(in_features: int, out_features: int) -> nn.Linear:
+        from torch import nn
+
         layer = nn.Linear(in_features, out_features)
         nn.init.normal_(layer.weight, mean=0.0, std=init_std)
         nn.init.zeros_(layer.bias)
@@ -49,6 +53,8 @@ def check_placement(
     non_linearity: str,
 ) -> None:
     """MethodArgumentError naming the argument for an unknown activation, sub-layer or block index."""
+    from transformers.activations import ACT2FN
+
     if non_linearity not in ACT2FN:
         raise MethodArgumentError("non_linearity", f"unknown activation {non_linearity!r}")
     try:
@@ -76,6 +82,8 @@ def attach_bottleneck_adapters(
     decoder_blocks: Sequence[int] | None = None,
 ) -> list[Site]:
     """Attach `BottleneckAdapter(projection(k, d), projection(d, k))` as `<sub-layer>.<name>` at every site."""
+    from impl.layers.bottleneck import BottleneckAdapter
+
     d_model, d = model.config.d_model, bottleneck_size(model, reduction_factor)
     check_placement(model, sublayers, encoder_blocks, decoder_blocks, non_linearity)
 
@@ -88,6 +96,8 @@ def attach_bottleneck_adapters(
 
 def adapters_in_blocks(model: nn.Module, name: str, blocks: Mapping[str, Iterable[int]]) -> list[BottleneckAdapter]:
     """The adapters named `name` in the given blocks of each stack (any sub-layer)."""
+    from impl.layers.bottleneck import BottleneckAdapter
+
     found = []
     for stack, indices in blocks.items():
         for index in indices:

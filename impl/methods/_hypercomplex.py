@@ -7,12 +7,15 @@ Each adapter is `A(y) = y + U(gelu_new(D(y)))` with D: k → d and U: d → k bo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from impl.layers.phm import PHMLinear, PHMRule
 from impl.methods._bottleneck import attach_bottleneck_adapters, bottleneck_size
 from impl.registry import MethodArgumentError
+
+if TYPE_CHECKING:  # torch and the PHM layers load when a model is built
+    from torch import nn
+
+    from impl.layers.phm import PHMLinear
 
 
 def attach_phm_adapters(
@@ -34,6 +37,8 @@ def attach_phm_adapters(
 
     With `shared_phm_rule`, one `PHMRule` is registered as `model.<name>` and used by every PHM layer.
     """
+    from impl.layers.phm import PHMLinear, PHMRule
+
     d_model = model.config.d_model
     d = bottleneck_size(model, reduction_factor)
     if n < 1 or d_model % n or d % n:
@@ -44,6 +49,8 @@ def attach_phm_adapters(
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
     if phm_rule_init_std <= 0:
         raise MethodArgumentError("phm_rule_init_std", f"must be positive, got {phm_rule_init_std}")
+    if not weight_init_gain > 0:
+        raise MethodArgumentError("weight_init_gain", f"the Glorot gain must be positive, got {weight_init_gain}")
     shared = None
     if shared_phm_rule:
         if hasattr(model, name):

@@ -8,13 +8,14 @@ biases as in the released code; d = k / reduction_factor = 24. Each adapter has 
 
 from __future__ import annotations
 
-from typing import Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Literal
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION
 from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear
 from impl.registry import MethodArgumentError, register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 Sublayer = Literal["self_attention", "feed_forward"]
 

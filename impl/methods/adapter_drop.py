@@ -10,15 +10,15 @@ blocks (A(y) = y there) to trade accuracy for speed; the result equals a model b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Literal
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION
-from impl.layers.bottleneck import BottleneckAdapter
 from impl.methods._bottleneck import adapters_in_blocks, attach_bottleneck_adapters, normal_linear
 from impl.methods.adapter import positive_std
 from impl.registry import register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 Sublayer = Literal["self_attention", "feed_forward"]
 NAME = "adapter_drop"
@@ -54,6 +54,8 @@ def skip_layers(model: nn.Module, encoder: Iterable[int] = (), decoder: Iterable
 
     `skip_layers(model)` restores every adapter. A block without an AdapterDrop adapter is an error.
     """
+    from impl.layers.bottleneck import BottleneckAdapter
+
     chosen = {"encoder": sorted(set(encoder)), "decoder": sorted(set(decoder))}
     for stack, indices in chosen.items():
         for index in indices:

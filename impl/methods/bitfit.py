@@ -10,11 +10,13 @@ an `AddBias` registered as `<module>.bitfit` and added by a forward hook: T5's m
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from impl.inject import attach_after, sublayer_sites
-from impl.layers.bias import AddBias
 from impl.registry import register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 NAME = "bitfit"
 PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
@@ -22,6 +24,8 @@ PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
 
 def bias_targets(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
     """(path, module, bias size) of every place BitFit adds a bias, in model order."""
+    from torch import nn
+
     targets = []
     for stack in ("encoder", "decoder"):
         for block_index, block in enumerate(getattr(model, stack).block):
@@ -39,6 +43,8 @@ def bias_targets(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
 @register(NAME)
 def build(model: nn.Module) -> None:
     """BitFit: zero-initialised biases on every attention/FF projection, sub-layer layer norm and the lm_head."""
+    from impl.layers.bias import AddBias
+
     sublayer_sites(model)  # fails early on a model that is not a T5 encoder-decoder
     for path, module, size in bias_targets(model):
         attach_after(module, module, NAME, AddBias(size), where=path)

@@ -8,12 +8,14 @@ the feed-forward position enough.
 from __future__ import annotations
 
 import math
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 
 @register("compacter_pp")

@@ -9,14 +9,16 @@ feed-forward (48 adapters on t5-base): (k + d + d) + (d + k + k) parameters per 
 from __future__ import annotations
 
 import math
-from typing import Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Literal
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION
-from impl.layers.low_rank import LowRankLinear
 from impl.methods._bottleneck import attach_bottleneck_adapters
 from impl.registry import MethodArgumentError, register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
+
+    from impl.layers.low_rank import LowRankLinear
 
 Sublayer = Literal["self_attention", "feed_forward"]
 
@@ -36,8 +38,12 @@ def build(
     """Adapter-LowRank: bottleneck adapters whose weights are rank-r products w_l w_r."""
     if rank < 1:
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
+    if not weight_init_gain > 0:
+        raise MethodArgumentError("weight_init_gain", f"the Glorot gain must be positive, got {weight_init_gain}")
 
     def low_rank(in_features: int, out_features: int) -> LowRankLinear:
+        from impl.layers.low_rank import LowRankLinear
+
         return LowRankLinear(in_features, out_features, rank=rank, weight_init_gain=weight_init_gain)
 
     attach_bottleneck_adapters(

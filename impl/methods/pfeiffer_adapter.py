@@ -9,12 +9,15 @@ configuration (and released code) puts it after self-attention, which is what th
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from impl.inject import SELF_ATTENTION
 from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear
 from impl.methods.adapter import positive_std
 from impl.registry import register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 
 @register("pfeiffer_adapter")

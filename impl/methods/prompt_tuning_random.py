@@ -10,11 +10,12 @@ on t5-base. The decoder is untouched (its cross-attention mask covers the p extr
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from impl.layers.prompt import EncoderPrompt, attach_encoder_prompt
 from impl.registry import MethodArgumentError, register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 NAME = "prompt_tuning_random"
 
@@ -26,6 +27,10 @@ def build(model: nn.Module, *, prompt_length: int = 100, init_low: float = -0.5,
         raise MethodArgumentError("prompt_length", f"must be a positive integer, got {prompt_length}")
     if not init_low < init_high:
         raise MethodArgumentError("init_high", f"the init range must be increasing, got [{init_low}, {init_high}]")
+    import torch
+
+    from impl.layers.prompt import EncoderPrompt, attach_encoder_prompt
+
     device = model.get_input_embeddings().weight.device
     prompt = EncoderPrompt(prompt_length, model.config.d_model, device=device)
     with torch.no_grad():

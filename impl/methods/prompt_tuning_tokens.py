@@ -15,11 +15,12 @@ tokens", and deterministic. The rows are copied: training the prompt never chang
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
-from impl.layers.prompt import EncoderPrompt, attach_encoder_prompt
 from impl.registry import MethodArgumentError, register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    from torch import nn
 
 NAME = "prompt_tuning_tokens"
 
@@ -29,6 +30,10 @@ def build(model: nn.Module, *, prompt_length: int = 100, init_vocab_start: int =
     """Prompt tuning-T: p copies of vocabulary embedding rows s..s+p−1 prepended to the encoder's input."""
     if prompt_length < 1:
         raise MethodArgumentError("prompt_length", f"must be a positive integer, got {prompt_length}")
+    import torch
+
+    from impl.layers.prompt import EncoderPrompt, attach_encoder_prompt
+
     embedding = model.get_input_embeddings().weight  # (V, d)
     vocabulary = embedding.shape[0]
     last = init_vocab_start + prompt_length - 1
