@@ -19,6 +19,10 @@ from transformers import PreTrainedTokenizerBase
 GREEDY = {"num_beams": 1, "do_sample": False}
 
 
+class EvaluationStopped(RuntimeError):
+    """A signal arrived during an evaluation: it stopped after the current batch."""
+
+
 def decoded(tokenizer: PreTrainedTokenizerBase, ids) -> list[str]:
     ids = np.where(np.asarray(ids) < 0, tokenizer.pad_token_id, np.asarray(ids))
     return [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
@@ -63,14 +67,24 @@ def generate_shard(
     world_size: int,
     max_length: int,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[int, list[str]]:
-    """Process `rank`'s batches: {batch index: decoded greedy generations}."""
+    """Process `rank`'s batches: {batch index: decoded greedy generations}.
+
+    `should_stop` is asked before each round of W batches, by every process the same number of times (it may
+    be a collective); once it is true, EvaluationStopped.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     shard = {}
     try:
-        for index in range(rank, len(batches), world_size):
+        for first in range(0, len(batches), world_size):
+            if should_stop():
+                raise EvaluationStopped(f"evaluation stopped after {len(shard)} of {len(batches)} batches")
+            index = first + rank
+            if index >= len(batches):
+                continue
             items = [dataset[i] for i in batches[index]]
             features = tokenizer.pad(
                 {"input_ids": [item["input_ids"] for item in items],
@@ -99,8 +113,9 @@ def predict_all(
     rank: int = 0,
     world_size: int = 1,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[str]:
     """Every example's prediction, in dataset order, whatever the number of processes."""
     batches = eval_batches(len(dataset), batch_size)
-    shard = generate_shard(model, dataset, tokenizer, batches, rank, world_size, max_length, autocast)
+    shard = generate_shard(model, dataset, tokenizer, batches, rank, world_size, max_length, autocast, should_stop)
     return merge_shards(all_gather(shard, world_size), batches)

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from harness.batching import BatchPlan, steps_per_epoch
+from harness.evaluation import EvaluationStopped
 from harness.output_dir import check_output_dir, held, prepare_output_dir
 from harness.profiles import PROFILES, Profile, check_paper_sources
 from harness.spec import LoadedSpec, SpecError, load_model_file, load_spec, override_key
@@ -28,7 +29,6 @@ from harness.training import (
     ADAPTER_FILE,
     Interrupted,
     NonFiniteLossError,
-    SignalCheckpoint,
     TokenizedDataset,
     make_trainer,
     metrics_function,
@@ -94,6 +94,9 @@ def deepspeed_config(choice: str) -> dict | None:
     if choice == "none":
         return None
     if choice == "auto":
+        if not torch.cuda.is_available():  # DeepSpeed on the CPU changes no number and first compiles an op
+            log.info("no GPU: training with the plain HF Trainer (--deepspeed zero2 to use DeepSpeed anyway)")
+            return None
         try:
             import deepspeed  # noqa: F401
         except ImportError:
@@ -115,6 +118,28 @@ def deepspeed_config(choice: str) -> dict | None:
     if stage not in (0, 1, 2):
         raise SpecError([f"{path}: zero_optimization.stage: --deepspeed: expected 0, 1 or 2, got {stage!r}"])
     return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+STALE_BUILD_S = 15 * 60  # a build of DeepSpeed's CPU op takes minutes; a lock idle this long has no builder
+
+
+def check_deepspeed_build(name: str = "deepspeed_shm_comm") -> None:
+    """On the CPU, DeepSpeed compiles its shared-memory op at first use, under a lock file that a killed
+    build leaves behind (every later run would then wait forever): say so, and refuse a stale lock."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    folder = Path(_get_build_directory(name, verbose=False))
+    lock = folder / "lock"
+    if lock.exists():
+        idle = time.time() - max(p.stat().st_mtime for p in [lock, *folder.rglob("*")] if p.exists())
+        if idle > STALE_BUILD_S:
+            raise SpecError([f"{lock}: --deepspeed: left by a build of DeepSpeed's {name} op that stopped "
+                             f"(nothing in {folder} changed for {idle / 60:.0f} min): remove it, or run with "
+                             "--deepspeed none"])  # fmt: skip
+        log.warning("another process is building DeepSpeed's %s op (lock %s): waiting for it", name, lock)
+    elif not any(folder.glob("*.so")):
+        log.warning("DeepSpeed builds its %s op for the CPU on first use (once, cached in %s; "
+                    "TORCH_EXTENSIONS_DIR moves it): this takes minutes", name, folder)  # fmt: skip
 
 
 def device_and_precision(requested: str) -> tuple[str, bool]:
@@ -229,9 +254,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
     trainer = make_trainer(
         model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"]
     )
-    signals = SignalCheckpoint()
-    trainer.add_callback(signals)
-    checkpoint = last_checkpoint(folder) if ctx.options.resume else None
+    checkpoint = resumable_checkpoint(folder) if ctx.options.resume else None  # verified just before it is read
     log.info(
         "%s / seed %d: %d train, %d validation, %d test examples; %d epochs × %d steps; global batch %d = "
         "%d process%s × %d accumulation × %d per device; learning rate %g, warm-up %d, dropout %g%s",
@@ -241,16 +264,18 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
         recipe.warmup_steps, recipe.dropout, f"; resuming from {checkpoint}" if checkpoint else "",
     )  # fmt: skip
     started = time.perf_counter()
+    signals = trainer.signals
     signals.install()
-    try:
+    try:  # a signal stops training after the step, an evaluation after the batch: the checkpoint is resumable
         output = trainer.train(resume_from_checkpoint=checkpoint)
+        train_seconds = time.perf_counter() - started
+        test_predictions = None if signals.received else trainer.predictions(datasets["test"])
+    except EvaluationStopped:
+        pass
     finally:
         signals.uninstall()
     if signals.received is not None:
         raise Interrupted(f"signal {signals.received}: checkpoint saved in {folder}; continue with --resume")
-    train_seconds = time.perf_counter() - started
-
-    test_predictions = trainer.predictions(datasets["test"])
     test = scorers["test"](test_predictions)
     best = folder / "best"
     trainer._save(str(best))  # the best epoch's trainable tensors (load_best_model_at_end restored them)
@@ -324,10 +349,17 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
     return history
 
 
-def last_checkpoint(folder: Path) -> str | None:
+def resumable_checkpoint(folder: Path) -> str | None:
+    """The last checkpoint in `folder`, verified against its manifest (SpecError, one line, if it is not the
+    harness's own, complete and unchanged); None if there is none."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    from harness.checkpoint import verify
+
+    checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if checkpoint is not None:
+        verify(Path(checkpoint))
+    return checkpoint
 
 
 def peak_memory_bytes() -> int:
@@ -404,6 +436,8 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     if is_main_process():  # the other processes would see the folder rank 0 is creating
         check_output_dir(output_dir, options.resume, options.overwrite)
     deepspeed = deepspeed_config(options.deepspeed)
+    if deepspeed is not None and not torch.cuda.is_available():
+        check_deepspeed_build()
     if deepspeed is not None or torch.cuda.device_count() > 1:
         single_process_env()  # DeepSpeed needs one; a plain process uses one GPU, never DataParallel
     device, bf16 = device_and_precision(loaded.spec.training.precision)
@@ -427,6 +461,10 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     data = {task: load_data(ctx, task) for task in tasks}
     for task, task_data in data.items():
         check_splits(task, task_data)
+    if options.resume:  # every checkpoint this run would read, before anything runs
+        for task in tasks:
+            for seed in seeds:
+                resumable_checkpoint(output_dir / task / f"seed{seed}")
     if profile.name == "smoke":
         smoke_tokenizer(ctx, list(data.values()))
     # Everything is known to start: only now is the output folder created (or the harness's own replaced).

@@ -7,13 +7,17 @@ What differs from a stock Trainer:
 - evaluation generates greedily (≤ generation_max_length tokens) over each example exactly once, in order,
   sharded over the processes (`harness.evaluation`), and scores with `harness.metrics.compute`;
 - checkpoints hold only the trainable tensors (`adapter.safetensors`, via `impl.state`), never the frozen
-  backbone; DeepSpeed's own engine checkpoint (for resuming) sits beside it;
+  backbone, and what resuming needs as safetensors/JSON, sealed and verified by `harness.checkpoint` (no
+  pickle is ever loaded but DeepSpeed's own engine files, weights-only);
+- a signal during an evaluation stops it after the current batch; the checkpoint of that epoch's last step
+  is saved, and `--resume` evaluates that epoch first;
 - a non-finite loss stops the run at once with `NonFiniteLossError` (the last good checkpoint stays);
 - SIGTERM/SIGINT save a resumable checkpoint at the next step and stop (`Interrupted`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -29,12 +33,16 @@ from transformers import (
     TrainerCallback,
 )
 from transformers.models.t5.modeling_t5 import T5Attention
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from harness.batching import BatchPlan, GlobalBatchSampler, Masked, token_mean_loss
-from harness.evaluation import predict_all
+from harness import checkpoint as files
+from harness.batching import BatchPlan, GlobalBatchSampler, Masked, steps_per_epoch, token_mean_loss
+from harness.evaluation import EvaluationStopped, predict_all
+from harness.spec import SpecError
 from impl.state import load_trainable, save_trainable
 
 ADAPTER_FILE = "adapter.safetensors"
+logger = logging.getLogger(__name__)
 Scorer = Callable[[list[str]], dict[str, float]]
 
 
@@ -128,6 +136,8 @@ class HarnessTrainer(Seq2SeqTrainer):
                                f"{self.args.gradient_accumulation_steps} steps, the plan {batch_plan}")  # fmt: skip
         self.batch_plan, self.eval_batch_size, self.scorer = batch_plan, eval_batch_size, scorer
         self.validation_predictions: dict[int, list[str]] = {}  # epoch -> predictions
+        self.signals = SignalCheckpoint()
+        self.add_callback(self.signals)
 
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
         sampler = GlobalBatchSampler(
@@ -136,11 +146,12 @@ class HarnessTrainer(Seq2SeqTrainer):
         return EpochDataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=self.data_collator)
 
     def predictions(self, dataset) -> list[str]:
-        """Greedy generations for every example of `dataset`, in order, on every process."""
+        """Greedy generations for every example of `dataset`, in order, on every process; EvaluationStopped
+        after the current batch once any process received a signal."""
         return predict_all(
             self.model, dataset, self.processing_class, self.eval_batch_size, self.args.generation_max_length,
             rank=self.args.process_index, world_size=self.args.world_size,
-            autocast=self.autocast_smart_context_manager,
+            autocast=self.autocast_smart_context_manager, should_stop=lambda: self.signals.stop_everywhere(self.args),
         )  # fmt: skip
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
@@ -161,6 +172,91 @@ class HarnessTrainer(Seq2SeqTrainer):
             )
         return loss
 
+    def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, *args, **kwargs) -> None:
+        try:
+            super()._maybe_log_save_evaluate(tr_loss, grad_norm, model, trial, *args, **kwargs)
+        except EvaluationStopped:  # the epoch's last step is saved unevaluated: --resume evaluates it first
+            self.control.should_training_stop = True
+            self._save_checkpoint(model, trial)
+
+    def _checkpoint_folder(self, trial) -> Path:
+        return Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, sealed by a manifest once every process has written its files."""
+        folder = self._checkpoint_folder(trial)
+        if self.args.should_save:  # re-saved into the same folder (a signal): unsealed until complete again
+            (folder / files.MANIFEST).unlink(missing_ok=True)
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save and folder.is_dir():
+            files.seal(folder)
+        self.accelerator.wait_for_everyone()
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        folder = Path(output_dir)
+        if self.is_deepspeed_enabled:  # its engine files: the trainable tensors and the optimizer, no backbone
+            with files.trainable_engine_state(self.model_wrapped):
+                self.model_wrapped.save_checkpoint(output_dir, exclude_frozen_parameters=True)
+        elif self.args.should_save:
+            files.save_optimizer(self.optimizer, folder)
+        if self.args.should_save:
+            files.save_scheduler(self.lr_scheduler, folder)
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)  # process 0 may not have created it yet
+        files.save_rng(Path(output_dir), None if self.args.world_size == 1 else self.args.process_index)
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return
+        rank = None if self.args.world_size == 1 else self.args.process_index
+        with files.reading(Path(checkpoint)):
+            if not files.load_rng(Path(checkpoint), rank):
+                logger.warning("%s holds no random state for this process: saved at another world size", checkpoint)
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        if checkpoint is None:
+            return
+        with files.reading(Path(checkpoint)):
+            if not self.is_deepspeed_enabled:  # DeepSpeed's engine restored its optimizer with the model
+                files.load_optimizer(self.optimizer, Path(checkpoint))
+            files.load_scheduler(self.lr_scheduler, Path(checkpoint))
+
+    def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
+        """The Trainer's preparation; then the checkpoint's state through `harness.checkpoint` only, and the
+        evaluation a signal interrupted."""
+        model, train_dataloader = super()._prepare_for_training(max_steps, train_dataloader, None)
+        if resume_from_checkpoint is not None:
+            if self.is_deepspeed_enabled:
+                self._load_engine(Path(resume_from_checkpoint))
+            self._load_optimizer_and_scheduler(resume_from_checkpoint)
+            if self._evaluation_pending() and self._determine_best_metric(self.evaluate(), trial=None):
+                self.state.best_model_checkpoint = resume_from_checkpoint
+        return model, train_dataloader
+
+    def _load_engine(self, folder: Path) -> None:
+        """DeepSpeed's engine state, read weights-only (its module files hold no frozen tensor: not strict)."""
+        import pickle
+
+        with files.weights_only_engine(self.model_wrapped):
+            try:
+                path, _ = self.model_wrapped.load_checkpoint(
+                    str(folder), load_module_strict=False, load_optimizer_states=True, load_lr_scheduler_states=True
+                )
+            except pickle.UnpicklingError as error:
+                first = str(error).strip().splitlines()[0]
+                raise SpecError([f"{folder}: --resume: refused: a DeepSpeed file asks to run code ({first})"]) from None
+        if path is None:
+            raise SpecError([f"{folder}: --resume: DeepSpeed found no engine state in the checkpoint"])
+
+    def _evaluation_pending(self) -> bool:
+        """The checkpoint ends an epoch whose evaluation a signal stopped (no validation score at its step)."""
+        step = self.state.global_step
+        if step == 0 or step % steps_per_epoch(len(self.train_dataset), self.batch_plan.global_batch):
+            return False
+        return not any("eval_average" in entry and entry.get("step") == step for entry in self.state.log_history)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = Path(output_dir or self.args.output_dir)
         if not self.args.should_save:
@@ -177,13 +273,14 @@ class HarnessTrainer(Seq2SeqTrainer):
         load_trainable(self.model, Path(folder) / ADAPTER_FILE)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        self._load_adapter(resume_from_checkpoint)
+        with files.reading(Path(resume_from_checkpoint)):
+            self._load_adapter(resume_from_checkpoint)
 
     def _load_best_model(self) -> None:
-        if self.is_deepspeed_enabled:
-            super()._load_best_model()
-        else:
-            self._load_adapter(self.state.best_model_checkpoint)
+        """The best epoch's trainable tensors (verified: it may be a folder an earlier process wrote); with
+        DeepSpeed too, since only generation follows."""
+        files.verify(Path(self.state.best_model_checkpoint))
+        self._load_adapter(self.state.best_model_checkpoint)
 
 
 def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list]) -> Scorer:

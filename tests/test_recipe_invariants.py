@@ -123,7 +123,7 @@ def test_evaluation_shards_that_overlap_fail(recipe_holds, recipe_context, monke
     unbroken_holds(recipe_holds, "evaluation_coverage")
     original = harness.evaluation.generate_shard
 
-    def overlapping(model, dataset, tokenizer, batches, rank, world_size, max_length, autocast=None):
+    def overlapping(model, dataset, tokenizer, batches, rank, world_size, max_length, *args):
         shard = original(model, dataset, tokenizer, batches, 0, 1, max_length)
         return {i: p for i, p in shard.items() if i >= rank}  # rank r takes every batch from r on
 

@@ -70,13 +70,13 @@ def test_an_existing_output_dir_is_never_overwritten_silently(deepspeed_run, cap
 
 
 class InterruptAt(TrainerCallback):
-    """Sends this process SIGTERM at the end of a given global step, as a scheduler would."""
+    """Sends this process SIGTERM during a given global step (1-based), as a scheduler would."""
 
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step + 1 == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
         return control
 
