@@ -9,6 +9,7 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import resource
@@ -33,7 +34,7 @@ from harness.training import (
     make_trainer,
     metrics_function,
     prepare_model,
-    single_process_env,
+    single_process_group,
     training_arguments,
     world_size,
 )
@@ -60,6 +61,7 @@ class RunOptions:
     mnli_split: str = "paper"
     keep_checkpoints: bool = False
     sweep: bool = False
+    check_only: bool = False  # every check of a run (spec, options, model, data), then stop: nothing written
 
 
 @dataclass
@@ -433,15 +435,22 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     check_options(options, tasks)
     seeds = options.seeds or [loaded.spec.training.seed]
     output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
-    if is_main_process():  # the other processes would see the folder rank 0 is creating
+    if is_main_process() and not options.check_only:  # the other processes would see the folder rank 0 creates
         check_output_dir(output_dir, options.resume, options.overwrite)
     deepspeed = deepspeed_config(options.deepspeed)
     if deepspeed is not None and not torch.cuda.is_available():
         check_deepspeed_build()
-    if deepspeed is not None or torch.cuda.device_count() > 1:
-        single_process_env()  # DeepSpeed needs one; a plain process uses one GPU, never DataParallel
     device, bf16 = device_and_precision(loaded.spec.training.precision)
     ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
+    # DeepSpeed needs a process group; a plain process uses one GPU, never DataParallel
+    needs_group = deepspeed is not None or torch.cuda.device_count() > 1
+    with single_process_group() if needs_group else contextlib.nullcontext():
+        return run_context(ctx, tasks, seeds)
+
+
+def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[dict[str, Any], Path]:
+    """Check what remains (batches, budget, data, checkpoints to resume), then train and write."""
+    loaded, profile, options, output_dir = ctx.loaded, ctx.profile, ctx.options, ctx.output_dir
     for task in tasks:  # every task's batch splits over this launch before anything touches the disk
         batch_plan(recipe_for(ctx, task)[0])
 
@@ -453,14 +462,16 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     log.info(
         "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
         loaded.spec.method.name, options.model or profile.default_model, profile.name,
-        f"{budget['trainable_params']:,}", budget["trainable_percent"], f"{budget['base_params']:,}", device,
-        "bf16" if bf16 else "fp32",
-        f"DeepSpeed ZeRO-{deepspeed['zero_optimization']['stage']}" if deepspeed else "no DeepSpeed",
+        f"{budget['trainable_params']:,}", budget["trainable_percent"], f"{budget['base_params']:,}", ctx.device,
+        "bf16" if ctx.bf16 else "fp32",
+        f"DeepSpeed ZeRO-{ctx.deepspeed['zero_optimization']['stage']}" if ctx.deepspeed else "no DeepSpeed",
     )  # fmt: skip
     started = time.perf_counter()
     data = {task: load_data(ctx, task) for task in tasks}
     for task, task_data in data.items():
         check_splits(task, task_data)
+    if options.check_only:
+        return {}, output_dir
     if options.resume:  # every checkpoint this run would read, before anything runs
         for task in tasks:
             for seed in seeds:

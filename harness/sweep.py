@@ -35,14 +35,15 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
 
 
 def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
-    from harness.output_dir import prepare_output_dir
+    from harness.output_dir import check_output_dir, prepare_output_dir
     from harness.runner import check_options, is_main_process, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
     grid = grid_points(spec_path, options.overrides)  # the spec, the overrides and the options: before the disk
     check_options(options, options.tasks or [])
     if is_main_process():
-        prepare_output_dir(output_dir, options.resume, options.overwrite)
+        check_output_dir(output_dir, options.resume, options.overwrite)
+    prepared = False
     points, skipped = [], []
     for point in grid:
         label = ",".join(f"{k}={v}" for k, v in point.items())
@@ -57,6 +58,11 @@ def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
             overwrite=False,
         )
         try:
+            if not prepared:  # the first point that can run passes every check (model, data) before the disk
+                run_single(spec_path, dataclasses.replace(point_options, check_only=True))
+                if is_main_process():
+                    prepare_output_dir(output_dir, options.resume, options.overwrite)
+                prepared = True
             results, _ = run_single(spec_path, point_options)
         except SpecError as error:
             if not any(".method.args." in line or ": method.args." in line for line in error.errors):

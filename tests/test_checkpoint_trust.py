@@ -157,50 +157,6 @@ def test_garbage_under_a_forged_manifest_is_one_line(stopped, capsys):
     assert "cannot read the checkpoint" in one_line(*resume(capsys, stopped))
 
 
-def count_batches(monkeypatch, signal_at: int) -> list[int]:
-    """Counts the generated batches (harness.evaluation.decoded calls); sends SIGTERM during batch `signal_at`."""
-    calls = []
-    original = harness.evaluation.decoded
-
-    def counting(tokenizer, ids):
-        calls.append(len(ids))
-        if len(calls) == signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(tokenizer, ids)
-
-    monkeypatch.setattr(harness.evaluation, "decoded", counting)
-    return calls
-
-
-@pytest.mark.parametrize(
-    "signal_at, phase",
-    [(2, "validation of epoch 1"), (7 + 7 + 3, "the test set")],  # 100 validation examples: 7 batches of 16
-)
-def test_a_signal_during_an_evaluation_stops_after_the_batch_and_the_resumed_run_is_the_same(
-    plain_runs, tmp_path, capsys, monkeypatch, signal_at, phase
-):
-    output_dir = tmp_path / "stopped"
-    with monkeypatch.context() as patch:
-        calls = count_batches(patch, signal_at)
-        code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
-    assert code == INTERRUPTED and "--resume" in err
-    assert len(calls) == signal_at  # not one batch more
-    checkpoint = "checkpoint-3" if phase.startswith("validation") else "checkpoint-6"
-    assert (output_dir / SEED / checkpoint / MANIFEST).is_file()
-
-    assert resume(capsys, output_dir)[0] == EXIT_OK
-    a, b = adapter(plain_runs[0]), adapter(output_dir)
-    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
-    straight, resumed = (
-        json.loads((d / "results.json").read_text())["tasks"]["rte"] for d in (plain_runs[0], output_dir)
-    )
-    assert [h["validation"] for h in resumed["runs"][0]["history"]] == [
-        h["validation"] for h in straight["runs"][0]["history"]
-    ]
-    assert resumed["test_mean"] == straight["test_mean"]
-
-
-# DeepSpeed last: a plain run in a process that ran DeepSpeed before is not bit-identical to one before it
 @pytest.fixture(scope="module")
 def deepspeed_runs(tmp_path_factory):
     """Through DeepSpeed ZeRO-2 on the CPU: an uninterrupted run, and one stopped by SIGTERM in step 4."""
@@ -245,3 +201,47 @@ def test_a_pickle_in_deepspeed_engine_files_under_a_forged_manifest_runs_nothing
     code, _, err = run_cli(capsys, "--deepspeed", "zero2", "--output-dir", str(stopped), "--resume")
     assert "a DeepSpeed file asks to run code" in one_line(code, err)
     assert not sentinel.exists()
+
+
+def count_batches(monkeypatch, signal_at: int) -> list[int]:
+    """Counts the generated batches (harness.evaluation.decoded calls); sends SIGTERM during batch `signal_at`."""
+    calls = []
+    original = harness.evaluation.decoded
+
+    def counting(tokenizer, ids):
+        calls.append(len(ids))
+        if len(calls) == signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(tokenizer, ids)
+
+    monkeypatch.setattr(harness.evaluation, "decoded", counting)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "signal_at, phase",
+    [(2, "validation of epoch 1"), (7 + 7 + 3, "the test set")],  # 100 validation examples: 7 batches of 16
+)
+def test_a_signal_during_an_evaluation_stops_after_the_batch_and_the_resumed_run_is_the_same(
+    plain_runs, tmp_path, capsys, monkeypatch, signal_at, phase
+):
+    # after the DeepSpeed tests: a run leaves no process group or environment behind that changes the next
+    output_dir = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        calls = count_batches(patch, signal_at)
+        code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
+    assert code == INTERRUPTED and "--resume" in err
+    assert len(calls) == signal_at  # not one batch more
+    checkpoint = "checkpoint-3" if phase.startswith("validation") else "checkpoint-6"
+    assert (output_dir / SEED / checkpoint / MANIFEST).is_file()
+
+    assert resume(capsys, output_dir)[0] == EXIT_OK
+    a, b = adapter(plain_runs[0]), adapter(output_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    straight, resumed = (
+        json.loads((d / "results.json").read_text())["tasks"]["rte"] for d in (plain_runs[0], output_dir)
+    )
+    assert [h["validation"] for h in resumed["runs"][0]["history"]] == [
+        h["validation"] for h in straight["runs"][0]["history"]
+    ]
+    assert resumed["test_mean"] == straight["test_mean"]

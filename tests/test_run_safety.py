@@ -242,3 +242,46 @@ def test_a_published_number_must_name_a_real_task_and_metric(spec_copy, capsys, 
     data["published"] = [{**entry, "value": 70.0, "tolerance": 1.0, "source": "test"}]
     code, err = validate_text(spec_copy, capsys, yaml.safe_dump(data, sort_keys=False))
     one_line_refusal(code, err, expected)
+
+
+def test_deepspeed_auto_is_the_plain_trainer_on_the_cpu(monkeypatch):
+    import harness.runner
+
+    monkeypatch.setattr(harness.runner.torch.cuda, "is_available", lambda: False)
+    assert harness.runner.deepspeed_config("auto") is None
+    assert harness.runner.deepspeed_config("zero2")["zero_optimization"]["stage"] == 2  # asked for: kept
+
+
+def build_folder(root: Path, monkeypatch) -> Path:
+    """A private TORCH_EXTENSIONS_DIR and the folder DeepSpeed's CPU op builds in."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(root))
+    return Path(_get_build_directory("deepspeed_shm_comm", verbose=False))
+
+
+def test_a_lock_left_by_a_killed_deepspeed_build_is_refused_with_its_path(tmp_path, monkeypatch, capsys):
+    from harness.runner import STALE_BUILD_S
+
+    folder = build_folder(tmp_path, monkeypatch)
+    lock = folder / "lock"
+    lock.touch()
+    os.utime(lock, (time.time() - STALE_BUILD_S - 60,) * 2)
+    os.utime(folder, (time.time() - STALE_BUILD_S - 60,) * 2)
+    code, err = run(capsys, *TINY[:-2], "--deepspeed", "zero2", "--output-dir", str(tmp_path / "o"))
+    one_line_refusal(code, err, f"{lock}: --deepspeed: left by a build", "remove it")
+    assert lock.exists() and not (tmp_path / "o").exists()  # reported, never removed by the harness
+
+
+def test_a_deepspeed_build_in_progress_or_to_come_is_announced(tmp_path, monkeypatch, caplog):
+    from harness.runner import check_deepspeed_build
+
+    folder = build_folder(tmp_path, monkeypatch)
+    with caplog.at_level("WARNING", logger="harness.run"):
+        check_deepspeed_build()
+    assert "builds its deepspeed_shm_comm op for the CPU on first use" in caplog.text
+    (folder / "lock").touch()  # fresh: another process is building
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="harness.run"):
+        check_deepspeed_build()
+    assert "another process is building" in caplog.text and str(folder / "lock") in caplog.text

@@ -42,6 +42,8 @@ def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test
     calls = []
 
     def run_single(spec_path, options):
+        if options.check_only:  # the sweep's check of its first point before it prepares the folder
+            return {}, options.output_dir
         point = {o.split("=")[0].rsplit(".", 1)[1]: int(o.split("=")[1]) for o in options.overrides}
         calls.append(point)
         key = (point["reduction_factor"], point["n"])
@@ -65,3 +67,17 @@ def test_a_sweep_refuses_an_existing_folder(tmp_path):
     (tmp_path / "x").write_text("results")
     with pytest.raises(SpecError, match="--overwrite"):
         sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=tmp_path))
+
+
+def test_a_sweep_with_overwrite_and_bad_data_removes_nothing(tmp_path):
+    from harness.output_dir import MARKER, prepare_output_dir
+
+    earlier = tmp_path / "earlier"
+    prepare_output_dir(earlier, resume=False, overwrite=False)  # a sweep folder the harness wrote
+    (earlier / "sweep.json").write_text("the earlier sweep")
+    (tmp_path / "data").mkdir()  # no rte in it
+    data = tmp_path / "data"
+    options = RunOptions(output_dir=earlier, overwrite=True, data_dir=data, tasks=["rte"], deepspeed="none")
+    with pytest.raises(SpecError, match="no file for split 'train'"):
+        sweep(SPEC_DIR / "compacter.yaml", options)
+    assert (earlier / "sweep.json").read_text() == "the earlier sweep" and (earlier / MARKER).is_file()
