@@ -16,13 +16,14 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # torch loads with the model: the method registry and spec validation never import it
     from torch import nn
 
 SELF_ATTENTION = "self_attention"
 FEED_FORWARD = "feed_forward"
+Sublayer = Literal["self_attention", "feed_forward"]  # where the adapter methods may sit
 SUBLAYERS = (SELF_ATTENTION, FEED_FORWARD)
 STACKS = ("encoder", "decoder")
 

@@ -18,7 +18,8 @@ import pytest
 
 from harness.invariants import CheckContext
 from harness.invariants.profiles import load_profile
-from harness.spec import load_model_file, load_spec, spec_files
+from harness.model.checked import load_spec
+from harness.spec.loader import load_model_file, spec_files
 
 load_profile("dev")  # HYPOTHESIS_PROFILE=ci (tox) selects the deterministic profile
 

@@ -7,9 +7,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.build import build_method_model
-from harness.models import ModelFile, T5Architecture, build_t5
-from harness.spec import load_model_file
+from harness.model.backbone import build_t5
+from harness.model.build import build_method_model
+from harness.spec.loader import load_model_file
+from harness.spec.model_files import ModelFile, T5Architecture
 from impl.inject import set_trainable
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear

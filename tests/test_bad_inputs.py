@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from harness.cli import EXIT_BAD_INPUT, main
-from harness.toy_data import toy_rows
+from harness.data.toy import toy_rows
 from tests.conftest import SPEC_DIR
 
 SPEC = SPEC_DIR / "compacter_pp.yaml"

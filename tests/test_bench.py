@@ -13,10 +13,10 @@ import statistics
 import pytest
 
 import impl.layers.phm
-from harness.bench import CONFIG_FIELDS, ENVIRONMENT_FIELDS, METHOD_FIELDS, SPREAD_FIELDS, TOP_FIELDS
-from harness.budget import count_budget
+from harness.bench.run import CONFIG_FIELDS, ENVIRONMENT_FIELDS, METHOD_FIELDS, SPREAD_FIELDS, TOP_FIELDS
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.spec import load_spec
+from harness.model.budget import count_budget
+from harness.model.checked import load_spec
 from tests.conftest import SPEC_DIR
 
 TINY = ["--model", "t5_tiny", "--batch", "2", "--source-len", "16", "--target-len", "2"]

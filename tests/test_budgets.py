@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.budget import count_budget, percent_matches
-from harness.build import build_method_model
-from harness.spec import load_model_file, load_spec
+from harness.model.budget import count_budget, percent_matches
+from harness.model.build import build_method_model
+from harness.model.checked import load_spec
+from harness.spec.loader import load_model_file
 from tests.conftest import SPEC_DIR
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import harness.evaluation
-import harness.runner
-from harness.checkpoint import MANIFEST, seal
+import harness.train.evaluation
+import harness.train.runner
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from harness.train.checkpoint import MANIFEST, seal
 from tests.test_run import SMALL, SPEC, InterruptAt, adapter, run_cli
 
 INTERRUPTED = 130
@@ -50,7 +50,7 @@ def one_line(code: int, err: str, expected: int = EXIT_BAD_INPUT) -> str:
 
 def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
     """A run that receives SIGTERM during global step `step`."""
-    original = harness.runner.make_trainer
+    original = harness.train.runner.make_trainer
 
     def make_interrupted_trainer(*a, **kw):
         trainer = original(*a, **kw)
@@ -58,7 +58,7 @@ def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
         return trainer
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness.runner, "make_trainer", make_interrupted_trainer)
+        patch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
         assert main(["run", SPEC, *SMALL, *args, "--output-dir", str(output_dir)]) == INTERRUPTED
 
 
@@ -204,9 +204,9 @@ def test_a_pickle_in_deepspeed_engine_files_under_a_forged_manifest_runs_nothing
 
 
 def count_batches(monkeypatch, signal_at: int) -> list[int]:
-    """Counts the generated batches (harness.evaluation.decoded calls); sends SIGTERM during batch `signal_at`."""
+    """Counts the generated batches (harness.train.evaluation.decoded calls); sends SIGTERM during batch `signal_at`."""
     calls = []
-    original = harness.evaluation.decoded
+    original = harness.train.evaluation.decoded
 
     def counting(tokenizer, ids):
         calls.append(len(ids))
@@ -214,7 +214,7 @@ def count_batches(monkeypatch, signal_at: int) -> list[int]:
             os.kill(os.getpid(), signal.SIGTERM)
         return original(tokenizer, ids)
 
-    monkeypatch.setattr(harness.evaluation, "decoded", counting)
+    monkeypatch.setattr(harness.train.evaluation, "decoded", counting)
     return calls
 
 

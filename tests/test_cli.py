@@ -11,7 +11,7 @@ import yaml
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.invariants.profiles import load_profile
-from harness.spec import spec_files
+from harness.spec.loader import spec_files
 from impl.registry import get
 from impl.registry import names as method_names
 

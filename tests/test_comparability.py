@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness.cli import EXIT_OK, main
-from harness.comparability import differences
-from harness.models import build_t5
-from harness.profiles import PROFILES
-from harness.results import compare, example_results, validate_results, with_regression
-from harness.runner import RunContext, RunOptions, comparability
-from harness.spec import SpecError, default_spec_dir, load_spec
+from harness.errors import SpecError
+from harness.model.backbone import build_t5
+from harness.model.checked import load_spec
+from harness.results.comparability import differences
+from harness.results.record import compare, example_results, validate_results, with_regression
+from harness.spec.loader import default_spec_dir
+from harness.train.profiles import PROFILES
+from harness.train.runner import RunContext, RunOptions, comparability
 
 ADAPTER = default_spec_dir() / "adapter.yaml"
 PUBLISHED_GLUE = {task: 86.0 for task in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")}
@@ -111,7 +113,7 @@ def paper_context(tmp_path: Path, **options) -> RunContext:
 
 
 def run_entry(ctx: RunContext, task: str, **changes) -> dict:
-    from harness.runner import recipe_for
+    from harness.train.runner import recipe_for
 
     recipe, epochs = recipe_for(ctx, task)
     record = {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs, "mnli_split": "paper", **changes}

@@ -19,10 +19,11 @@ import pytest
 import torch
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.data import build, load_task, split_plan
-from harness.data_files import DataError, RawSplit
-from harness.tasks import TASKS, get_task
-from harness.toy_data import toy_rows, toy_tables, write_toy_dir
+from harness.data.files import RawSplit
+from harness.data.protocol import build, load_task, split_plan
+from harness.data.toy import toy_rows, toy_tables, write_toy_dir
+from harness.errors import DataError
+from harness.spec.tasks import TASKS, get_task
 
 REPO = Path(__file__).resolve().parent.parent
 HALVED = [name for name, task in TASKS.items() if task.split_rule == "halve_validation"]

@@ -2,7 +2,7 @@
 
 A break is a monkeypatch of the implementation (undone after the test) or a modified copy of a spec; the
 cached contexts of `check_context` are never changed in place. Patches go where the name is looked up:
-the builders' `attach_phm_adapters` in `impl.methods.<method>`, `set_trainable` in `harness.build`, the
+the builders' `attach_phm_adapters` in `impl.methods.<method>`, `set_trainable` in `harness.model.build`, the
 invariants' `train_steps`, `save_trainable` and `load_trainable` in their own modules.
 """
 
@@ -20,10 +20,10 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-import harness.build
-import harness.invariants.near_identity
+import harness.invariants.near_identity_at_init
+import harness.invariants.only_trainable_change
 import harness.invariants.state_roundtrip
-import harness.invariants.trainable
+import harness.model.build
 import impl.layers.phm
 from harness.invariants import run_invariant
 from impl.layers.bottleneck import BottleneckAdapter
@@ -185,14 +185,14 @@ def test_budget_fails_when_layers_add_rules_of_their_own(check_context, holds, m
 
 def test_trainable_set_fails_when_a_frozen_parameter_trains(check_context, holds, monkeypatch):
     assert_holds(holds, "compacter", "trainable_set")
-    original = harness.build.set_trainable
+    original = harness.model.build.set_trainable
 
     def set_trainable(model, globs):
         names = original(model, globs)
         model.get_parameter(FROZEN).requires_grad_(True)
         return names
 
-    monkeypatch.setattr(harness.build, "set_trainable", set_trainable)
+    monkeypatch.setattr(harness.model.build, "set_trainable", set_trainable)
     assert_fails(
         "trainable_set",
         check_context("compacter"),
@@ -264,7 +264,7 @@ def unfreeze_while_training(original):
 @pytest.mark.parametrize("trainer", [touch_after_training, unfreeze_while_training], ids=["in-place", "unfrozen"])
 def test_only_trainable_change_fails_when_a_frozen_tensor_moves(check_context, holds, monkeypatch, trainer):
     assert_holds(holds, "compacter", "only_trainable_change")
-    module = harness.invariants.trainable
+    module = harness.invariants.only_trainable_change
     monkeypatch.setattr(module, "train_steps", trainer(module.train_steps))
     assert_fails(
         "only_trainable_change",
@@ -415,7 +415,7 @@ def zero_adapter_output(self, y: torch.Tensor) -> torch.Tensor:
 
 def test_near_identity_fails_when_training_does_nothing(check_context, holds, monkeypatch):
     assert_holds(holds, "compacter", "near_identity_at_init")
-    monkeypatch.setattr(harness.invariants.near_identity, "train_steps", lambda *args, **kwargs: None)
+    monkeypatch.setattr(harness.invariants.near_identity_at_init, "train_steps", lambda *args, **kwargs: None)
     assert_fails("near_identity_at_init", check_context("compacter"), r"^one training step left the output unchanged$")
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-import harness.invariants.identity
-import harness.invariants.skipping
+import harness.invariants.identity_at_init
+import harness.invariants.skip_equals_absent
 import impl.methods.adapter_drop
 from harness.invariants import CheckContext
 from impl.inject import attach_after
@@ -108,7 +108,7 @@ def test_identity_at_init_fails_on_a_non_zero_bias(check_context, holds, monkeyp
 
 def test_identity_at_init_fails_when_training_changes_nothing(check_context, holds, monkeypatch):
     assert_holds(holds, "bitfit", "identity_at_init")
-    monkeypatch.setattr(harness.invariants.identity, "train_steps", lambda *args, **kwargs: None)
+    monkeypatch.setattr(harness.invariants.identity_at_init, "train_steps", lambda *args, **kwargs: None)
     assert_fails("identity_at_init", check_context("bitfit"), r"left the output bit-identical")
 
 
@@ -119,7 +119,7 @@ def test_skip_equals_absent_fails_when_skipping_ignores_the_decoder(check_contex
     assert_holds(holds, "adapter_drop", "skip_equals_absent")
     real = impl.methods.adapter_drop.skip_layers
     monkeypatch.setattr(
-        harness.invariants.skipping, "skip_layers", lambda model, encoder=(), decoder=(): real(model, encoder)
+        harness.invariants.skip_equals_absent, "skip_layers", lambda model, encoder=(), decoder=(): real(model, encoder)
     )
     assert_fails("skip_equals_absent", check_context("adapter_drop"), r"skipping differs from the model without")
 

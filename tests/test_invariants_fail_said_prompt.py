@@ -1,5 +1,5 @@
 """The Intrinsic-SAID and prompt-tuning invariants (fwht, fastfood_linear, reproducible_projection,
-prompt_only, init_distribution's embedding_rows) fail when their property is broken.
+prompt_only, prompt_extends_input, init_distribution's embedding_rows) fail when their property is broken.
 
 Each test first sees the invariant hold on the unbroken spec, then monkeypatches the implementation (undone
 after the test) where the name is looked up, and sees the invariant fail with a message saying what broke.
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import harness.invariants.hadamard
+import harness.invariants.fwht
 import impl.layers.fastfood
 import impl.layers.hadamard
 import impl.layers.intrinsic_said
@@ -70,7 +70,7 @@ def padded_in_front(g: torch.Tensor, size: int) -> torch.Tensor:
 )
 def test_fwht_fails_on_a_wrong_truncated_transform(check_context, holds, monkeypatch, name, replacement):
     assert_holds(holds, SAID, "fwht")
-    monkeypatch.setattr(harness.invariants.hadamard, name, replacement)
+    monkeypatch.setattr(harness.invariants.fwht, name, replacement)
     assert_fails("fwht", check_context(SAID), rf"^{name} for HadamardCase\(.*differs from the reference")
 
 
@@ -202,6 +202,57 @@ def test_reproducible_projection_fails_on_a_stale_materialisation(check_context,
     assert_fails(
         "reproducible_projection", check_context(SAID), r"^after loading into a fresh model .* the logits differ by"
     )
+
+
+# --- prompt_extends_input ----------------------------------------------------------------------------------------
+
+
+def prepend_with(change):
+    """EncoderPrompt.prepend with `change(prompt (B, p, d), embeddings (B, T, d), ones (B, p), mask (B, T))`
+    deciding what the encoder gets."""
+
+    def prepend(self, embeddings: torch.Tensor, mask: torch.Tensor | None):
+        batch, length = embeddings.shape[:2]
+        prompt = self.prompt.to(embeddings.dtype).unsqueeze(0).expand(batch, -1, -1)
+        mask = torch.ones(batch, length, dtype=torch.long) if mask is None else mask
+        return change(prompt, embeddings, torch.ones(batch, self.length, dtype=mask.dtype), mask)
+
+    return prepend
+
+
+PROMPT_BREAKS = {
+    "the sources rescaled": (
+        lambda p, e, o, m: (torch.cat((p, e * 1.001), 1), torch.cat((o, m), 1)),
+        r"^behind the prompt, the source embeddings are not the base model's bit for bit",
+    ),
+    "a prompt per example": (
+        lambda p, e, o, m: (torch.cat((p + torch.arange(p.shape[0]).view(-1, 1, 1), e), 1), torch.cat((o, m), 1)),
+        r"^the prepended vectors differ between the examples of a batch",
+    ),
+    "the ones at the end of the mask": (
+        lambda p, e, o, m: (torch.cat((p, e), 1), torch.cat((m, o), 1)),
+        r"^changing masked \(padded\) source tokens changes the output",
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", ["prompt_tuning_random", "prompt_tuning_tokens"])
+@pytest.mark.parametrize("broken", list(PROMPT_BREAKS))
+def test_prompt_extends_input_fails_when_the_prompt_changes_more_than_the_input(
+    check_context, holds, monkeypatch, spec, broken
+):
+    assert_holds(holds, spec, "prompt_extends_input")
+    change, message = PROMPT_BREAKS[broken]
+    monkeypatch.setattr(EncoderPrompt, "prepend", prepend_with(change))
+    assert_fails("prompt_extends_input", check_context(spec), message)
+
+
+def test_prompt_extends_input_fails_when_training_changes_nothing(check_context, holds, monkeypatch):
+    import harness.invariants.prompt_extends_input as module
+
+    assert_holds(holds, "prompt_tuning_random", "prompt_extends_input")
+    monkeypatch.setattr(module, "train_steps", lambda *args, **kwargs: None)
+    assert_fails("prompt_extends_input", check_context("prompt_tuning_random"), r"one training step left the output")
 
 
 # --- prompt_only ---------------------------------------------------------------------------------------------------

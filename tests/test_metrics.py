@@ -1,4 +1,4 @@
-"""`harness.metrics.compute` against hand-computed values (each case says how it was computed by hand).
+"""`harness.data.metrics.compute` against hand-computed values (each case says how it was computed by hand).
 
 Invalid generations, ties, constant predictions (undefined correlation -> 0) and the grouping keywords of
 MultiRC and ReCoRD are covered; no expected value comes from the code under test.
@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from harness.data import load_task, metric_inputs
-from harness.metrics import compute, normalize_answer
-from harness.tasks import TASKS
+from harness.data.metrics import compute, normalize_answer
+from harness.data.protocol import load_task, metric_inputs
+from harness.spec.tasks import TASKS
 
 
 def test_accuracy_strips_whitespace_and_counts_invalid_as_wrong():

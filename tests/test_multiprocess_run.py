@@ -84,7 +84,7 @@ def test_two_processes_train_as_one(one_by_sixteen, tmp_path, deepspeed):
 
 SIGNAL_ON_RANK_0 = """\
 import os, signal
-import harness.training as training
+import harness.train.trainer as training
 _on_step_end = training.SignalCheckpoint.on_step_end
 def on_step_end(self, args, state, control, **kwargs):
     if state.global_step == 4 and os.environ.get("RANK") == "0":

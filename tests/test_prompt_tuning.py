@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.build import build_method_model
 from harness.invariants.context import train_steps
-from harness.models import build_t5
-from harness.spec import load_model_file
+from harness.model.backbone import build_t5
+from harness.model.build import build_method_model
+from harness.spec.loader import load_model_file
 from impl.registry import MethodArgumentError, apply_method
 from tests.conftest import SPEC_DIR
 

@@ -1,5 +1,5 @@
 """results.json v1: strict loading with one clear line per problem, and the regression comparison against
-the published numbers of the embedded spec (`harness.results.compare`, `python -m harness compare`).
+the published numbers of the embedded spec (`harness.results.record.compare`, `python -m harness compare`).
 
 Expected values are worked out by hand in the comments: the adapter spec publishes a GLUE average of
 85.78 with tolerance 1.0 (threshold 84.78) and 0.83 % trainable on t5-base (222,882,048 parameters).
@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.results import compare, example_results, load_results, spec_hash, validate_results
-from harness.spec import SpecError, default_spec_dir, load_spec
+from harness.errors import SpecError
+from harness.model.checked import load_spec
+from harness.results.record import compare, example_results, load_results, spec_hash, validate_results
+from harness.spec.loader import default_spec_dir
 
 GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 T5_BASE = 222_882_048

@@ -12,10 +12,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-import harness.runner
-import harness.training
+import harness.train.runner
+import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.results import load_results
+from harness.results.record import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
@@ -86,18 +86,18 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, caps
     assert run_cli(capsys, "--deepspeed", "none", "--output-dir", str(straight))[0] == EXIT_OK
 
     interrupted = tmp_path / "interrupted"
-    original = harness.runner.make_trainer
+    original = harness.train.runner.make_trainer
 
     def make_interrupted_trainer(*args, **kwargs):
         trainer = original(*args, **kwargs)
         trainer.add_callback(InterruptAt(step=4))  # in the second epoch (3 steps per epoch)
         return trainer
 
-    monkeypatch.setattr(harness.runner, "make_trainer", make_interrupted_trainer)
+    monkeypatch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
     code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted))
     assert code == 130 and "--resume" in err
     assert list((interrupted / "rte" / "seed42").glob("checkpoint-4"))
-    monkeypatch.setattr(harness.runner, "make_trainer", original)
+    monkeypatch.setattr(harness.train.runner, "make_trainer", original)
 
     code, _, _ = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted), "--resume")
     assert code == EXIT_OK
@@ -111,13 +111,13 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, caps
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
-    original = harness.training.Seq2SeqTrainer.training_step
+    original = harness.train.trainer.Seq2SeqTrainer.training_step
 
     def poisoned(self, model, inputs, num_items_in_batch=None):
         loss = original(self, model, inputs, num_items_in_batch)
         return loss * float("nan") if self.state.global_step >= 4 else loss  # NaN in the second epoch
 
-    monkeypatch.setattr(harness.training.Seq2SeqTrainer, "training_step", poisoned)
+    monkeypatch.setattr(harness.train.trainer.Seq2SeqTrainer, "training_step", poisoned)
     output_dir = tmp_path / "nan"
     code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
     assert code == EXIT_FAILED
@@ -157,9 +157,9 @@ def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys)
     ids=["raised-to-the-smoke-floor", "a-user-override-is-kept"],
 )
 def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp_path, overrides, expected):
-    from harness.profiles import PROFILES
-    from harness.runner import RunContext, RunOptions, recipe_for
-    from harness.spec import load_spec
+    from harness.model.checked import load_spec
+    from harness.train.profiles import PROFILES
+    from harness.train.runner import RunContext, RunOptions, recipe_for
 
     loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
@@ -211,9 +211,9 @@ def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(t
     ids=["batch", "warm-up", "length", "accumulation", "dropout", "epochs"],
 )
 def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, field, expected):
-    from harness.profiles import PROFILES
-    from harness.runner import RunContext, RunOptions, recipe_for
-    from harness.spec import load_spec
+    from harness.model.checked import load_spec
+    from harness.train.profiles import PROFILES
+    from harness.train.runner import RunContext, RunOptions, recipe_for
 
     loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     ctx = RunContext(loaded, PROFILES["smoke"], RunOptions(overrides=overrides), tmp_path, None, "cpu", False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.invariants import INVARIANTS, run_invariant
-from harness.spec import load_spec
+from harness.model.checked import load_spec
 from impl.registry import names as method_names
 from tests.conftest import SPEC_DIR, SPEC_FILES
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-import harness.runner
-from harness.runner import RunOptions
-from harness.spec import SpecError
-from harness.sweep import grid_points, sweep
+import harness.train.runner
+from harness.errors import DataError, OutputDirError, SpecError
+from harness.train.runner import RunOptions
+from harness.train.sweep import grid_points, sweep
 from tests.conftest import SPEC_DIR
 
 
@@ -51,7 +51,7 @@ def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test
             raise SpecError([f"{spec_path}: method.args.n: {key[1]} must divide the bottleneck"])
         return fake_results(*table[key], percent=0.07), options.output_dir
 
-    monkeypatch.setattr(harness.runner, "run_single", run_single)
+    monkeypatch.setattr(harness.train.runner, "run_single", run_single)
     out = tmp_path / "sweep"
     _, folder = sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=out))
     assert folder == out and len(calls) == 9
@@ -65,12 +65,12 @@ def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test
 
 def test_a_sweep_refuses_an_existing_folder(tmp_path):
     (tmp_path / "x").write_text("results")
-    with pytest.raises(SpecError, match="--overwrite"):
+    with pytest.raises(OutputDirError, match="--overwrite"):
         sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=tmp_path))
 
 
 def test_a_sweep_with_overwrite_and_bad_data_removes_nothing(tmp_path):
-    from harness.output_dir import MARKER, prepare_output_dir
+    from harness.train.output_dir import MARKER, prepare_output_dir
 
     earlier = tmp_path / "earlier"
     prepare_output_dir(earlier, resume=False, overwrite=False)  # a sweep folder the harness wrote
@@ -78,6 +78,6 @@ def test_a_sweep_with_overwrite_and_bad_data_removes_nothing(tmp_path):
     (tmp_path / "data").mkdir()  # no rte in it
     data = tmp_path / "data"
     options = RunOptions(output_dir=earlier, overwrite=True, data_dir=data, tasks=["rte"], deepspeed="none")
-    with pytest.raises(SpecError, match="no file for split 'train'"):
+    with pytest.raises(DataError, match="no file for split 'train'"):
         sweep(SPEC_DIR / "compacter.yaml", options)
     assert (earlier / "sweep.json").read_text() == "the earlier sweep" and (earlier / MARKER).is_file()

@@ -1,4 +1,4 @@
-"""The 14 task entries: the paper's task list, epochs, split rules, and each task's text-to-text format.
+"""The 14 task entries: the paper's task list, split rules, and each task's text-to-text format.
 
 Every expected source/target string below is written by hand from FACTS.md's format (`key: text` pairs,
 label index as target, STS-B on the 0.2 grid), not produced by the code under test.
@@ -7,16 +7,13 @@ label index as target, STS-B on the 0.2 grid), not produced by the code under te
 from __future__ import annotations
 
 import typing
-from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.metrics import METRICS
-from harness.schema import TaskName
-from harness.tasks import TASKS, format_row, get_task, stsb_target
+from harness.data.metrics import METRICS
+from harness.spec.schema import TaskName
+from harness.spec.tasks import TASKS, format_row, get_task, stsb_target
 
-PAPER_DEFAULTS = Path(__file__).resolve().parent.parent / "spec" / "_defaults" / "paper.yaml"
 # FACTS.md: "for sets under 10k examples (RTE, MRPC, STS-B, CoLA, COPA, WiC, CB, BoolQ, MultiRC) the original
 # validation set is halved"
 PAPER_SMALL = {"rte", "mrpc", "stsb", "cola", "copa", "wic", "cb", "boolq", "multirc"}
@@ -25,12 +22,6 @@ PAPER_SMALL = {"rte", "mrpc", "stsb", "cola", "copa", "wic", "cb", "boolq", "mul
 def test_the_paper_fourteen_tasks_and_only_them():
     assert list(TASKS) == list(typing.get_args(TaskName))
     assert len(TASKS) == 14
-
-
-def test_epochs_agree_with_the_paper_defaults_spec():
-    epochs = yaml.safe_load(PAPER_DEFAULTS.read_text(encoding="utf-8"))["training"]["epochs"]
-    for name, task in TASKS.items():
-        assert task.epochs == epochs["per_task"].get(name, epochs["default"]), name
 
 
 def test_split_rule_is_the_paper_list():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.tokenizer import train_tokenizer
+from harness.data.tokenizer import train_tokenizer
 
 TEXTS = [f"premise: the cat {i % 5} sat on mat {i * 7 % 11} hypothesis: zebra{i % 17} ran" for i in range(300)]
 

@@ -1,6 +1,6 @@
 """Invariants: named properties a spec requires of its method, shared by pytest and `harness check`.
 
-Their names, summaries and options are plain data in `harness.invariants.catalog` (no torch); the checks
+Their names, summaries and options are plain data in `harness.spec.invariant_catalog` (no torch); the checks
 themselves load, and register, on first use of anything below.
 """
 
@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import importlib
 
-CHECK_MODULES = (
-    "budget", "fastfood", "hadamard", "identity", "init_distribution", "kron_sum", "near_identity", "placement",
-    "projection", "prompt", "rank", "shared_rule", "skipping", "state_roundtrip", "trainable",
-)  # fmt: skip
 _EXPORTS = {
     "INVARIANTS": "registry", "Result": "registry", "run_invariant": "registry",
     "CheckContext": "context", "InvariantViolation": "context",
@@ -21,7 +17,9 @@ _EXPORTS = {
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'harness.invariants' has no attribute {name!r}")
-    for module in CHECK_MODULES:  # importing registers them
+    from harness.spec.invariant_catalog import DECLARED
+
+    for module in DECLARED:  # each check lives in a module named after it; importing it registers it
         importlib.import_module(f"harness.invariants.{module}")
     return getattr(importlib.import_module(f"harness.invariants.{_EXPORTS[name]}"), name)
 

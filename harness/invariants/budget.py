@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.budget import count_budget
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import NoOptions, invariant
+from harness.model.budget import count_budget
 
 
 @invariant("budget")

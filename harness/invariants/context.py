@@ -14,9 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.build import BuiltModel, apply_to
-from harness.models import ModelFile, build_t5
-from harness.spec import LoadedSpec
+from harness.model.backbone import build_t5
+from harness.model.build import BuiltModel, apply_to
+from harness.spec.loader import LoadedSpec
+from harness.spec.model_files import ModelFile
+from impl.inject import count_trainable
 
 
 class InvariantViolation(AssertionError):
@@ -54,7 +56,7 @@ class CheckContext:
     def method_model(self, method_seed: int | None = None, base_seed: int | None = None) -> BuiltModel:
         """The tiny base model with the spec's method applied and its trainable set chosen."""
         model = self.base_model(base_seed)
-        base_params = sum(p.numel() for p in model.parameters())
+        base_params = count_trainable(model)[1]
         torch.manual_seed(self.method_seed if method_seed is None else method_seed)
         names = apply_to(model, self.method_name, self.method_args, self.spec.trainable)
         return BuiltModel(model=model.to(self.dtype), base_params=base_params, trainable_names=names)
@@ -98,3 +100,9 @@ def train_steps(model: nn.Module, batch, steps: int, learning_rate: float, all_p
         loss.backward()
         optimizer.step()
     model.eval()
+
+
+def added_parameter_names(ctx: CheckContext, model: torch.nn.Module) -> set[str]:
+    """The parameters the method added to the backbone (by name)."""
+    base = {name for name, _ in ctx.base_model().named_parameters()}
+    return {name for name, _ in model.named_parameters()} - base

@@ -15,11 +15,10 @@ import math
 import torch
 from scipy import stats
 
-from harness.invariants.catalog import KSOptions
-from harness.invariants.context import CheckContext, InvariantViolation
+from harness.invariants.context import CheckContext, InvariantViolation, added_parameter_names
 from harness.invariants.registry import invariant
-from harness.invariants.trainable import added_parameter_names
-from harness.schema import ConstantInit, EmbeddingRowsInit, GlorotUniformInit, NormalInit, UniformInit
+from harness.spec.invariant_catalog import KSOptions
+from harness.spec.schema import ConstantInit, EmbeddingRowsInit, GlorotUniformInit, NormalInit, UniformInit
 from impl.inject import matching_names
 
 MIN_SAMPLES = 20

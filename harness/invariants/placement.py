@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from harness.invariants.catalog import PlacementOptions
 from harness.invariants.context import CheckContext, InvariantViolation
 from harness.invariants.registry import invariant
+from harness.spec.invariant_catalog import PlacementOptions
 
 SUBLAYER_CLASSES = {
     "T5LayerSelfAttention": "self_attention",

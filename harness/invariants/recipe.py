@@ -1,6 +1,6 @@
 """Recipe invariants: the path from a spec to a score, checked like the modules (`harness check SPEC --recipe`).
 
-Each runs the harness's own training pieces (`harness.training`, `harness.batching`, `harness.evaluation`,
+Each runs the harness's own training pieces (`harness.train.trainer`, `.batching`, `.evaluation`,
 `harness run` itself for the world-size check) on the spec's tiny check model, and compares them with a
 reference written independently: T5's own loss on one batch, the paper's schedule formula, an echo model
 whose predictions name their examples, a one-process run.
@@ -36,8 +36,9 @@ from transformers.trainer_callback import PrinterCallback
 
 from harness.invariants.context import InvariantViolation
 from harness.invariants.registry import Invariant, NoOptions, Result, run_entry
-from harness.models import ModelFile, build_t5
-from harness.spec import LoadedSpec
+from harness.model.backbone import build_t5
+from harness.spec.loader import LoadedSpec
+from harness.spec.model_files import ModelFile
 
 RECIPE_INVARIANTS: dict[str, Invariant] = {}
 TASK = "rte"  # the smoke data's task: any task would do, the checks are about the run, not the metric
@@ -71,14 +72,14 @@ class RecipeContext:
 
     def data(self):
         if "data" not in self._cache:
-            from harness.smoke_data import smoke_task
+            from harness.data.smoke import smoke_task
 
             self._cache["data"] = smoke_task(TASK, self.spec.tasks.prefix_task_name, self.spec.training.data_seed)
         return self._cache["data"]
 
     def tokenizer(self):
         if "tokenizer" not in self._cache:
-            from harness.tokenizer import train_tokenizer
+            from harness.data.tokenizer import train_tokenizer
 
             data = self.data()
             texts = [e.source for e in data.examples("train")] + [e.target for e in data.examples("train")]
@@ -86,7 +87,7 @@ class RecipeContext:
         return self._cache["tokenizer"]
 
     def dataset(self, examples: int, split: str = "train", source_length: int = 32):
-        from harness.training import TokenizedDataset
+        from harness.train.trainer import TokenizedDataset
 
         rows = self.data().examples(split)[:examples]
         return TokenizedDataset([e.source for e in rows], [e.target for e in rows], self.tokenizer(), source_length)
@@ -95,13 +96,13 @@ class RecipeContext:
         return self.spec.training.model_copy(update=updates)
 
     def model(self, dropout: float = 0.0, dtype: torch.dtype = torch.float32, moved: bool = False) -> nn.Module:
-        """The run's model (`harness.training.prepare_model`) on the tiny backbone; the same weights every call.
+        """The run's model (`harness.train.trainer.prepare_model`) on the tiny backbone; the same weights every call.
 
         `moved`: every trainable tensor away from its initial value (seeded noise), as after some training:
         at the initialisation some gradients vanish (Intrinsic-SAID's λ at z = 0, a zero up-projection's
         down-projection), which would make a gradient comparison partly vacuous.
         """
-        from harness.training import prepare_model
+        from harness.train.trainer import prepare_model
 
         if "base" not in self._cache:
             self._cache["base"] = build_t5(self.check_model, device="cpu", seed=0)
@@ -119,8 +120,8 @@ class RecipeContext:
 
     def trainer(self, folder: Path, model, recipe, epochs: int, train, validation, scorer=None, max_steps: int = -1):
         """A HarnessTrainer exactly as `harness run` builds it, for one process on the CPU."""
-        from harness.batching import BatchPlan
-        from harness.training import make_trainer, training_arguments
+        from harness.train.batching import BatchPlan
+        from harness.train.trainer import make_trainer, training_arguments
 
         plan = BatchPlan(recipe.batch_size, 1, recipe.gradient_accumulation_steps)
         args = training_arguments(folder, recipe, plan, epochs, 42, None, False, True, max_steps=max_steps)
@@ -314,7 +315,7 @@ class EchoModel(nn.Module):
 
 def sharded_predictions(dataset, tokenizer, batch_size: int, world: int, model: nn.Module) -> list[str]:
     """What `world` processes predict together: each rank's shard, merged as the gather merges them."""
-    from harness.evaluation import eval_batches, generate_shard, merge_shards
+    from harness.train.evaluation import eval_batches, generate_shard, merge_shards
 
     batches = eval_batches(len(dataset), batch_size)
     shards = [generate_shard(model, dataset, tokenizer, batches, rank, world, 20) for rank in range(world)]
@@ -449,8 +450,8 @@ def generation_and_selection(ctx: RecipeContext, options) -> str:
     """Greedy generation to the recipe's length; a checkpoint every epoch; the best validation average is kept."""
     from safetensors.torch import load_file
 
-    from harness.evaluation import predict_all
-    from harness.training import ADAPTER_FILE
+    from harness.train.evaluation import predict_all
+    from harness.train.trainer import ADAPTER_FILE
 
     recipe = ctx.recipe(batch_size=8, warmup_steps=0)
     echo = EchoModel()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from harness.invariants.catalog import DECLARED, NoOptions
 from harness.invariants.context import CheckContext, InvariantViolation
+from harness.spec.invariant_catalog import DECLARED, NoOptions
 
 Check = Callable[[CheckContext, BaseModel], str]
 
@@ -35,11 +35,12 @@ INVARIANTS: dict[str, Invariant] = {}
 
 
 def invariant(name: str) -> Callable[[Check], Check]:
-    """Decorator: register `check` under `name`, with the summary and options `harness.invariants.catalog` declares."""
+    """Decorator: register `check` under `name`, with the summary and options `harness.spec.invariant_catalog`
+    declares."""
 
     def decorator(check: Check) -> Check:
         if name not in DECLARED:
-            raise ValueError(f"invariant {name!r} is not declared in harness.invariants.catalog")
+            raise ValueError(f"invariant {name!r} is not declared in harness.spec.invariant_catalog")
         if name in INVARIANTS:
             raise ValueError(f"invariant {name!r} is already registered")
         INVARIANTS[name] = Invariant(name, check, DECLARED[name].options, DECLARED[name].summary)

@@ -106,3 +106,10 @@ def adapters_in_blocks(model: nn.Module, name: str, blocks: Mapping[str, Iterabl
                 if isinstance(adapter, BottleneckAdapter):
                     found.append(adapter)
     return found
+
+
+def positive_std(init_std: float) -> float:
+    """A projection's init_std, refused unless positive (a MethodArgumentError names the argument)."""
+    if not init_std > 0:
+        raise MethodArgumentError("init_std", f"must be positive, got {init_std}")
+    return init_std

@@ -8,22 +8,14 @@ biases as in the released code; d = k / reduction_factor = 24. Each adapter has 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from impl.inject import FEED_FORWARD, SELF_ATTENTION
-from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear
-from impl.registry import MethodArgumentError, register
+from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
+from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear, positive_std
+from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
-
-Sublayer = Literal["self_attention", "feed_forward"]
-
-
-def positive_std(init_std: float) -> float:
-    if not init_std > 0:
-        raise MethodArgumentError("init_std", f"must be positive, got {init_std}")
-    return init_std
 
 
 @register("adapter")

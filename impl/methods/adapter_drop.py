@@ -10,17 +10,15 @@ blocks (A(y) = y there) to trade accuracy for speed; the result equals a model b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from impl.inject import FEED_FORWARD, SELF_ATTENTION
-from impl.methods._bottleneck import adapters_in_blocks, attach_bottleneck_adapters, normal_linear
-from impl.methods.adapter import positive_std
+from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
+from impl.methods._bottleneck import adapters_in_blocks, attach_bottleneck_adapters, normal_linear, positive_std
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
 
-Sublayer = Literal["self_attention", "feed_forward"]
 NAME = "adapter_drop"
 PAPER_BLOCKS = (5, 6, 7, 8, 9, 10, 11)
 

@@ -12,16 +12,14 @@ r = 1, d = 768 / 32 = 24: 4L(k + d) + n³ adapter weights plus biases (the paper
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from impl.inject import FEED_FORWARD, SELF_ATTENTION
+from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
-
-Sublayer = Literal["self_attention", "feed_forward"]
 
 
 @register("compacter")

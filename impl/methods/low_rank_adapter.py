@@ -9,9 +9,9 @@ feed-forward (48 adapters on t5-base): (k + d + d) + (d + k + k) parameters per 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from impl.inject import FEED_FORWARD, SELF_ATTENTION
+from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
 from impl.methods._bottleneck import attach_bottleneck_adapters
 from impl.registry import MethodArgumentError, register
 
@@ -19,8 +19,6 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
     from impl.layers.low_rank import LowRankLinear
-
-Sublayer = Literal["self_attention", "feed_forward"]
 
 
 @register("low_rank_adapter")

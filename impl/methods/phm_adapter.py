@@ -11,16 +11,14 @@ and feed-forward. The paper's t5-base setting is n = 12, d = 24: each PHM layer 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from impl.inject import FEED_FORWARD, SELF_ATTENTION
+from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
-
-Sublayer = Literal["self_attention", "feed_forward"]
 
 
 @register("phm_adapter")

@@ -1,0 +1,44 @@
+"""The command line: `python -m harness COMMAND …` (eleven commands).
+
+Each command's parser sits beside its handler: `specs`, `run`, `data`, `results`, `bench`.
+
+Exit codes (GUIDE.md contracts): 0 success; 1 a budget or invariant does not hold; 2 bad input (an
+invalid spec, a missing file, an unknown name), reported as `file: key.path: message` lines on stderr,
+never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from harness.cli import bench, data, results, run, specs
+from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from harness.errors import InputError
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main", "parser"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a misused command line as one line naming the option (not the usage block), exit 2."""
+
+    def error(self, message: str):
+        raise InputError([f"{self.prog}: {message} (`{self.prog} --help` lists the options)"])
+
+
+def parser() -> argparse.ArgumentParser:
+    root = Parser(prog="python -m harness", description=__doc__.splitlines()[0])
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for commands in (specs, run, data, results, bench):  # the order of `--help`
+        commands.add_parsers(sub)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return args.run(args)
+    except InputError as error:
+        for line in error.errors:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,71 @@
+"""`run SPEC`: train, evaluate and compare (or sweep the paper's grid)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.cli.exits import EXIT_FAILED, EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
+    import logging
+
+    from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, is_main_process, run_single
+    from harness.train.sweep import sweep
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    options = RunOptions(
+        profile=args.profile,
+        tasks=args.tasks,
+        seeds=args.seeds,
+        max_train_samples=args.max_train_samples,
+        model=args.model,
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        overrides=args.set or [],
+        resume=args.resume,
+        overwrite=args.overwrite,
+        deepspeed=args.deepspeed,
+        mnli_split=args.mnli_split,
+        keep_checkpoints=args.keep_checkpoints,
+    )
+    try:
+        results, output_dir = (sweep if args.sweep else run_single)(args.spec, options)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except Interrupted as error:
+        print(f"interrupted: {error}", file=sys.stderr)
+        return 130
+    regression = results["regression"]
+    if is_main_process():  # one summary line per launch, not one per process
+        print(f"{output_dir}/results.json: {regression.get('summary', '')}".rstrip(": "))
+    return EXIT_FAILED if regression.get("ok") is False else EXIT_OK
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("run", help="train, evaluate and compare a spec's method (smoke or paper profile)")
+    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
+    p.add_argument("--tasks", nargs="+", metavar="TASK", help="default: the profile's (smoke: rte) or the spec's")
+    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: the spec's training.seed")
+    p.add_argument("--max-train-samples", type=int, metavar="N", help="low-resource: N training examples")
+    p.add_argument("--model", help="paper: hub name or local folder (default google-t5/t5-base); smoke: a model file")
+    p.add_argument("--data-dir", type=Path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
+    p.add_argument("--output-dir", type=Path, help="default: runs/<spec>-<profile>")
+    p.add_argument("--epochs", type=int, help="override the epochs of every task")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. training.learning_rate=1e-3"
+    )
+    p.add_argument("--sweep", action="store_true", help="the paper's grid (reduction factor x n), chosen by validation")
+    p.add_argument("--deepspeed", default="auto", help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json")
+    p.add_argument("--mnli-split", choices=["paper", "released"], default="paper")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep the per-epoch checkpoints")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
+    group.add_argument("--overwrite", action="store_true", help="replace an existing --output-dir")
+    p.set_defaults(run=cmd_run)

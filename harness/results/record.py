@@ -1,0 +1,543 @@
+"""results.json (format v1): its strict model, loading with one `file: key.path: message` line per problem,
+and the regression comparison against the published numbers of the spec embedded in the file.
+
+Comparison (`compare`), one check per published number:
+- the budget: the counted trainable percentage against the spec's `budget.published_percent`; it passes
+  when it rounds to the published precision (`harness.model.budget.percent_matches`). Counted on another
+  architecture than the spec's (the smoke profile's tiny T5) it is `not_comparable`.
+- each `published` entry of the spec: the run's test score (the task's `test_mean[metric]`; for "glue" /
+  "superglue" and "average", the mean of the 8 GLUE / 6 SuperGLUE tasks' test averages, all of them
+  needed) passes iff `actual >= value - tolerance`. A run that is not comparable (smoke profile, another
+  model) marks every score check `not_comparable`, which is never a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from harness.errors import SpecError, did_you_mean
+from harness.model.budget import decimals, percent_matches
+from harness.results.comparability import differences, paper_epochs
+from harness.spec.loader import pydantic_errors
+from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS, Spec, TaskName
+
+FORMAT = "compacter-harness/results/v1"
+FORMAT_FAMILY = "compacter-harness/results/"
+RESULTS_NAME = "results.json"
+BENCHMARKS: dict[str, tuple[str, ...]] = {"glue": GLUE_TASKS, "superglue": SUPERGLUE_TASKS}
+# Scores are means of ×100 metrics: a value equal to the threshold up to float noise passes.
+SCORE_SLACK = 1e-9
+PERCENT_RTOL = 1e-9  # trainable_percent must be 100 · trainable / base up to float noise
+
+
+def canonical_json(data: Any) -> bytes:
+    """The bytes the spec hash is taken over: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def spec_hash(resolved: Mapping[str, Any]) -> str:
+    """`sha256:<hex>` of the canonical JSON of a resolved spec (what `harness show --json` prints)."""
+    return "sha256:" + hashlib.sha256(canonical_json(resolved)).hexdigest()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _has_average(scores: dict[str, float]) -> dict[str, float]:
+    if "average" not in scores:
+        raise ValueError("needs an 'average' key (the mean of the task's metrics)")
+    return scores
+
+
+Scores = Annotated[dict[str, float], AfterValidator(_has_average)]
+Status = Literal["pass", "fail", "missing", "not_comparable"]
+
+
+class EmbeddedSpec(_Strict):
+    name: str
+    path: str
+    hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    resolved: dict[str, Any]
+    overrides: list[str] = Field(default_factory=list)  # the run's `--set KEY=VALUE`s (already in `resolved`)
+
+
+class ModelInfo(_Strict):
+    source: str  # hub name, local path or model-file name
+    architecture: str  # the model file it matches, or "custom"
+    spec_model: str  # the spec's `model`
+
+
+class Environment(_Strict):
+    git_commit: str | None
+    packages: dict[str, str]
+    device: str
+    precision: Literal["fp32", "bf16"]
+    deepspeed_stage: Literal[0, 1, 2, 3] | None
+    world_size: PositiveInt
+
+
+class BudgetInfo(_Strict):
+    trainable_params: NonNegativeInt
+    base_params: PositiveInt
+    trainable_percent: Annotated[float, Field(ge=0.0, le=100.0)]
+    published_percent: float | None
+
+
+class Epoch(_Strict):
+    epoch: NonNegativeInt
+    train_loss: float | None  # null when no training loss was logged in the epoch (fewer steps than logging_steps)
+    validation: Scores
+
+
+class Run(_Strict):
+    seed: int
+    best_epoch: NonNegativeInt
+    best_checkpoint: str
+    validation: Scores
+    test: Scores
+    history: list[Epoch]
+    wall_time_s: NonNegativeFloat
+    peak_memory_bytes: NonNegativeInt
+    tokens_per_second: NonNegativeFloat
+    max_train_samples: PositiveInt | None
+    recipe: dict[str, Any] | None = None  # what this run trained with: the spec's recipe after profile and flags
+
+
+class TaskResult(_Strict):
+    runs: Annotated[list[Run], Field(min_length=1)]
+    test_mean: Scores
+    validation_mean: Scores
+
+
+class Check(_Strict):
+    """One published number against the run's value."""
+
+    kind: Literal["budget", "score"]
+    task: str | None  # None for the budget
+    metric: str  # "trainable_percent" for the budget
+    published: float
+    tolerance: float | None  # None for the budget: it is rounded to the published precision instead
+    actual: float | None
+    status: Status
+    note: str = ""
+    source: str | None = None
+
+    @property
+    def label(self) -> str:
+        return "trainable %" if self.kind == "budget" else f"{self.task} {self.metric}"
+
+    def line(self) -> str:
+        word = {"pass": "pass", "fail": "FAIL", "missing": "missing", "not_comparable": "not comparable"}
+        value = (
+            "n/a" if self.actual is None else f"{self.actual:.4f}" if self.kind == "budget" else f"{self.actual:.2f}"
+        )
+        if self.kind == "budget":
+            published = f"published {self.published}"
+        else:
+            published = f"published {self.published}, tolerance {self.tolerance}"
+        text = f"{word[self.status]:<15} {self.label}: {value} ({published})"
+        return f"{text}: {self.note}" if self.note else text
+
+
+class Comparison(_Strict):
+    ok: bool  # no check failed
+    comparable: bool
+    not_comparable_reason: str | None
+    checks: list[Check]
+    differences: list[str] = Field(default_factory=list)  # where the effective recipe is not the paper's
+
+    @model_validator(mode="after")
+    def _ok_matches_checks(self) -> Comparison:
+        if self.ok != all(check.status != "fail" for check in self.checks):
+            raise ValueError(f"ok is {self.ok} but {'a check failed' if not self.ok else 'no check failed'}")
+        return self
+
+    def counts(self) -> dict[str, int]:
+        return {status: sum(c.status == status for c in self.checks) for status in get_args(Status)}
+
+    def summary(self) -> str:
+        if not self.checks:
+            return "no published numbers in the spec: nothing to compare"
+        counts = self.counts()
+        return ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in counts.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Results(_Strict):
+    """The whole of results.json. `regression` may be absent only while the run is building the file."""
+
+    format: Literal["compacter-harness/results/v1"]
+    spec: EmbeddedSpec
+    method: str
+    profile: Literal["smoke", "paper"]
+    model: ModelInfo
+    comparable: bool
+    not_comparable_reason: str | None
+    environment: Environment
+    budget: BudgetInfo
+    seeds: Annotated[list[int], Field(min_length=1)]
+    tasks: Annotated[dict[TaskName, TaskResult], Field(min_length=1)]
+    wall_time_s: NonNegativeFloat
+    peak_memory_bytes: NonNegativeInt
+    tokens_per_second: NonNegativeFloat
+    regression: Comparison | None = None
+    differences: list[str] = Field(default_factory=list)  # the effective recipe against the paper's, one per line
+
+    def recipe_differences(self) -> list[str]:
+        """Recomputed from the file: the overrides, and each run's recipe against the embedded spec's."""
+        runs = [(task, run.recipe, run.max_train_samples) for task, r in self.tasks.items() for run in r.runs]
+        return differences(self.spec.resolved.get("training", {}), self.spec.overrides, runs)
+
+    def average_score(self) -> float:
+        """The mean over the run's tasks of each task's test average (the plot's y)."""
+        return _mean([task.test_mean["average"] for task in self.tasks.values()])
+
+    def benchmark_average(self, benchmark: str) -> tuple[float | None, list[str]]:
+        """The mean test average over every task of "glue" / "superglue", or None and the absent tasks."""
+        absent = [name for name in BENCHMARKS[benchmark] if name not in self.tasks]
+        if absent:
+            return None, absent
+        return _mean([self.tasks[name].test_mean["average"] for name in BENCHMARKS[benchmark]]), []
+
+
+@dataclass(frozen=True)
+class LoadedResults:
+    path: Path
+    results: Results
+    spec: Spec  # the embedded resolved spec, validated
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+# --- loading ---------------------------------------------------------------------------------------------
+
+
+def _spec_errors(where: str, results: Results) -> tuple[Spec | None, list[str]]:
+    """The embedded spec against the schema, its hash, and the fields of the file that restate it."""
+    resolved = results.spec.resolved
+    errors = []
+    try:
+        computed = spec_hash(resolved)
+    except ValueError as error:
+        return None, [f"{where}: spec.resolved: not JSON data: {error}"]
+    if computed != results.spec.hash:
+        errors.append(
+            f"{where}: spec.hash: {results.spec.hash} does not match the embedded resolved spec ({computed}): "
+            "the spec was edited after the run"
+        )
+    try:
+        spec = Spec.model_validate(resolved)
+    except ValidationError as error:
+        return None, errors + pydantic_errors(Path(where), error, prefix=("spec", "resolved"))
+    known = [*BENCHMARKS, *GLUE_TASKS, *SUPERGLUE_TASKS]
+    for index, entry in enumerate(spec.published):
+        key = f"{where}: spec.resolved.published[{index}]"
+        if entry.task not in known:
+            errors.append(f"{key}.task: unknown task {entry.task!r}{did_you_mean(entry.task, known)}")
+        elif entry.task in BENCHMARKS and entry.metric != "average":
+            errors.append(f"{key}.metric: the {entry.task} aggregate has only 'average', not {entry.metric!r}")
+    for key, value, expected in (
+        ("spec.name", results.spec.name, spec.name),
+        ("method", results.method, spec.method.name),
+        ("model.spec_model", results.model.spec_model, spec.model),
+    ):
+        if value != expected:
+            errors.append(f"{where}: {key}: {value!r} differs from the embedded spec's {expected!r}")
+    published = results.budget.published_percent
+    if published is not None and published != spec.budget.published_percent:
+        errors.append(
+            f"{where}: budget.published_percent: {published} differs from the embedded spec's "
+            f"{spec.budget.published_percent}"
+        )
+    return spec, errors
+
+
+def _consistency_errors(where: str, results: Results) -> list[str]:
+    errors = []
+    if results.comparable:
+        if results.profile != "paper":
+            errors.append(f"{where}: comparable: true, but the {results.profile} profile is never comparable")
+        if results.model.architecture != results.model.spec_model:
+            errors.append(
+                f"{where}: comparable: true, but the model ({results.model.architecture}) is not the spec's "
+                f"({results.model.spec_model})"
+            )
+        if results.not_comparable_reason is not None:
+            errors.append(f"{where}: not_comparable_reason: must be null when comparable is true")
+        differences = results.recipe_differences()
+        if differences:
+            errors.append(f"{where}: comparable: true, but the effective recipe is not the paper's: "
+                          f"{'; '.join(differences)}")  # fmt: skip
+    elif not results.not_comparable_reason:
+        errors.append(f"{where}: not_comparable_reason: required when comparable is false")
+    budget = results.budget
+    counted = 100.0 * budget.trainable_params / budget.base_params
+    if not math.isclose(budget.trainable_percent, counted, rel_tol=PERCENT_RTOL, abs_tol=1e-12):
+        errors.append(
+            f"{where}: budget.trainable_percent: {budget.trainable_percent} is not 100 · trainable_params / "
+            f"base_params = {counted}"
+        )
+    for task, result in results.tasks.items():
+        for index, run in enumerate(result.runs):
+            key = f"{where}: tasks.{task}.runs[{index}]"
+            if run.seed not in results.seeds:
+                errors.append(f"{key}.seed: {run.seed} is not one of the file's seeds {results.seeds}")
+            epochs = [entry.epoch for entry in run.history]
+            if epochs and run.best_epoch not in epochs:
+                errors.append(f"{key}.best_epoch: {run.best_epoch} is not an epoch of its history {epochs}")
+    return errors
+
+
+def validate_results(data: Any, where: str | Path = "results", require_regression: bool = True) -> LoadedResults:
+    """A results mapping checked against format v1; SpecError with every problem found, each on one line."""
+    where = str(where)
+    if not isinstance(data, Mapping):
+        raise SpecError([f"{where}: (top level): expected a JSON object, got {type(data).__name__}"])
+    found = data.get("format")
+    if found != FORMAT:
+        if isinstance(found, str) and found.startswith(FORMAT_FAMILY):
+            message = f"unsupported results format {found!r}: this harness reads {FORMAT!r}"
+        elif found is None:
+            message = f"required key is missing: not a compacter-harness results file (expected {FORMAT!r})"
+        else:
+            message = f"{found!r} is not a compacter-harness results format (expected {FORMAT!r})"
+        raise SpecError([f"{where}: format: {message}"])
+    try:
+        results = Results.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(pydantic_errors(Path(where), error)) from None
+    spec, errors = _spec_errors(where, results)
+    errors += _consistency_errors(where, results)
+    if require_regression and results.regression is None:
+        errors.append(f"{where}: regression: required key is missing")
+    if errors:
+        raise SpecError(errors)
+    return LoadedResults(path=Path(where), results=results, spec=spec)
+
+
+def load_results(path: str | Path) -> LoadedResults:
+    """Read and validate a results.json; SpecError lines name the file and the key path."""
+    path = Path(path)
+    if path.is_dir():
+        raise SpecError([f"{path}: (top level): is a folder, expected a {RESULTS_NAME} file"])
+    if not path.is_file():
+        raise SpecError([f"{path}: (top level): file not found"])
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise SpecError([f"{path}: line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}"]) from None
+    except UnicodeDecodeError as error:
+        raise SpecError([f"{path}: (top level): not UTF-8 text: {error.reason}"]) from None
+    return validate_results(data, path)
+
+
+def find_results(paths: list[Path]) -> list[Path]:
+    """Files as given; folders give their results.json and those of every subfolder (sorted)."""
+    found: list[Path] = []
+    errors = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(path.rglob(RESULTS_NAME))
+            if not inside:
+                errors.append(f"{path}: (top level): no {RESULTS_NAME} in this folder or its subfolders")
+            found += inside
+        else:
+            found.append(path)
+    if errors:
+        raise SpecError(errors)
+    unique = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+# --- comparison ------------------------------------------------------------------------------------------
+
+
+def _actual_score(results: Results, task: str, metric: str) -> tuple[float | None, str]:
+    if task in BENCHMARKS:
+        value, absent = results.benchmark_average(task)
+        if value is None:
+            members = len(BENCHMARKS[task])
+            return None, f"the {task} average needs all {members} tasks; the run lacks {', '.join(absent)}"
+        return value, ""
+    if task not in results.tasks:
+        return None, f"the run has no {task}"
+    scores = results.tasks[task].test_mean
+    if metric not in scores:
+        return None, f"the {task} test scores have no {metric!r} (they have {', '.join(scores)})"
+    return scores[metric], ""
+
+
+def _budget_check(results: Results, spec: Spec) -> Check:
+    published = spec.budget.published_percent
+    actual = results.budget.trainable_percent
+    fields = {"kind": "budget", "task": None, "metric": "trainable_percent", "published": published}
+    fields |= {"tolerance": None, "actual": actual, "source": spec.budget.source}
+    if results.model.architecture != results.model.spec_model:
+        note = f"counted on {results.model.architecture}, not the spec's {results.model.spec_model}"
+        return Check(**fields, status="not_comparable", note=note)
+    places = decimals(published)
+    rounded = f"{round(actual, places):.{places}f}"
+    if percent_matches(actual, published):
+        return Check(**fields, status="pass", note=f"rounds to {rounded}")
+    return Check(**fields, status="fail", note=f"rounds to {rounded}, not the published {published}")
+
+
+def _score_check(results: Results, entry) -> Check:
+    actual, missing = _actual_score(results, entry.task, entry.metric)
+    fields = {"kind": "score", "task": entry.task, "metric": entry.metric, "published": entry.value}
+    fields |= {"tolerance": entry.tolerance, "actual": actual, "source": entry.source}
+    if not results.comparable:
+        note = f"{results.not_comparable_reason}" + (f" ({missing})" if missing else "")
+        return Check(**fields, status="not_comparable", note=note)
+    if actual is None:
+        return Check(**fields, status="missing", note=missing)
+    threshold = entry.value - entry.tolerance
+    if actual >= threshold - SCORE_SLACK:
+        above = actual > entry.value + entry.tolerance + SCORE_SLACK
+        note = f"above the published value by {actual - entry.value:.2f}, more than the tolerance" if above else ""
+        return Check(**fields, status="pass", note=note)
+    return Check(**fields, status="fail", note=f"below {threshold:.2f} (published − tolerance)")
+
+
+def compare(results: Results | LoadedResults | Mapping[str, Any]) -> Comparison:
+    """Every published number of the embedded spec against the run (see the module docstring)."""
+    if isinstance(results, LoadedResults):
+        loaded = results
+    elif isinstance(results, Results):
+        loaded = validate_results(results.model_dump(mode="json"), require_regression=False)
+    else:
+        loaded = validate_results(results, require_regression=False)
+    run, spec = loaded.results, loaded.spec
+    checks = [_budget_check(run, spec)] if spec.budget.published_percent is not None else []
+    checks += [_score_check(run, entry) for entry in spec.published]
+    return Comparison(
+        ok=all(check.status != "fail" for check in checks),
+        comparable=run.comparable,
+        not_comparable_reason=run.not_comparable_reason,
+        checks=checks,
+        differences=run.recipe_differences(),
+    )
+
+
+def with_regression(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The results mapping with `regression` filled in by `compare` (what `harness run` writes)."""
+    data = {key: value for key, value in data.items() if key != "regression"}
+    return {**data, "regression": compare(data).to_json()}
+
+
+def save_results(data: Mapping[str, Any], path: str | Path) -> LoadedResults:
+    """Validate (regression included) and write `path` as indented JSON; returns the loaded results."""
+    loaded = validate_results(data, path)
+    Path(path).write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return loaded
+
+
+# --- an example, for tests ---------------------------------------------------------------------------------
+
+
+def example_results(
+    test_averages: Mapping[str, float] | None = None,
+    *,
+    resolved: Mapping[str, Any] | None = None,
+    profile: Literal["smoke", "paper"] = "paper",
+    architecture: str | None = None,
+    trainable_params: int | None = None,
+    base_params: int = 222_882_048,
+    peak_memory_bytes: int = 2**30,
+    seeds: tuple[int, ...] = (42,),
+) -> dict[str, Any]:
+    """A small valid results mapping (regression included) with the given test average per task.
+
+    Each task's metrics are {"accuracy": a, "average": a} (validation: a + 1). `resolved` defaults to
+    `spec/adapter.yaml` resolved; `architecture` to the spec's model (comparable iff it is that and the
+    profile is paper); `trainable_params` to the spec's counted budget.
+    """
+    if resolved is None:
+        from harness.model.checked import load_spec
+        from harness.spec.loader import default_spec_dir
+
+        resolved = load_spec(default_spec_dir() / "adapter.yaml", build=False).resolved
+    resolved = json.loads(json.dumps(resolved))  # a JSON-clean copy
+    test_averages = dict(test_averages if test_averages is not None else {"rte": 70.0})
+    spec_model = resolved["model"]
+    architecture = architecture or spec_model
+    comparable = profile == "paper" and architecture == spec_model
+    reason = None
+    if profile != "paper":
+        reason = f"{profile} profile"
+    elif not comparable:
+        reason = f"model {architecture} is not the spec's {spec_model}"
+    if trainable_params is None:
+        trainable_params = resolved["budget"].get("trainable_params") or 1000
+
+    def recipe(task: str) -> dict[str, Any]:
+        """The spec's recipe as the run trained it (the paper's, unless the spec was changed)."""
+        training = resolved["training"]
+        return {**{key: value for key, value in training.items() if key != "epochs"},
+                "epochs": paper_epochs(training, task), "world_size": 1}  # fmt: skip
+
+    def run(task: str, seed: int, average: float) -> dict[str, Any]:
+        validation = {"accuracy": average + 1.0, "average": average + 1.0}
+        return {
+            "seed": seed, "best_epoch": 2, "best_checkpoint": f"checkpoints/seed{seed}/epoch-2",
+            "validation": validation, "test": {"accuracy": average, "average": average},
+            "history": [
+                {"epoch": 1, "train_loss": 1.5, "validation": {"accuracy": average - 4.0, "average": average - 4.0}},
+                {"epoch": 2, "train_loss": 0.5, "validation": validation},
+            ],
+            "wall_time_s": 10.0, "peak_memory_bytes": peak_memory_bytes, "tokens_per_second": 1000.0,
+            "max_train_samples": None, "recipe": recipe(task),
+        }  # fmt: skip
+
+    tasks = {
+        name: {
+            "runs": [run(name, seed, average) for seed in seeds],
+            "test_mean": {"accuracy": average, "average": average},
+            "validation_mean": {"accuracy": average + 1.0, "average": average + 1.0},
+        }
+        for name, average in test_averages.items()
+    }
+    data = {
+        "format": FORMAT,
+        "spec": {"name": resolved["name"], "path": f"spec/{resolved['name']}.yaml", "hash": spec_hash(resolved),
+                 "resolved": resolved},
+        "method": resolved["method"]["name"], "profile": profile,
+        "model": {"source": "t5-base" if architecture == "t5_base" else architecture, "architecture": architecture,
+                  "spec_model": spec_model},
+        "comparable": comparable, "not_comparable_reason": reason, "differences": [],
+        "environment": {"git_commit": None, "packages": {"torch": "2.13.0"}, "device": "cpu", "precision": "fp32",
+                        "deepspeed_stage": None, "world_size": 1},
+        "budget": {"trainable_params": trainable_params, "base_params": base_params,
+                   "trainable_percent": 100.0 * trainable_params / base_params,
+                   "published_percent": resolved["budget"].get("published_percent") if comparable else None},
+        "seeds": list(seeds),
+        "tasks": tasks,
+        "wall_time_s": 10.0 * len(tasks) * len(seeds), "peak_memory_bytes": peak_memory_bytes,
+        "tokens_per_second": 1000.0,
+    }  # fmt: skip
+    return with_regression(data)

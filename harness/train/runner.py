@@ -1,0 +1,641 @@
+"""`python -m harness run`: train a spec's method on its tasks, pick the best epoch, test it, write results.
+
+For every task and seed: a fresh model (the profile's backbone, the method applied, the spec's trainable
+set), the paper's splits and text-to-text formats, the spec's recipe through the HF Trainer (DeepSpeed
+ZeRO when available), evaluation by generation every epoch, the best checkpoint by the task's average
+metric, and its test scores. Everything lands in the output directory: results.json, report.md, the plot,
+and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from harness.errors import SpecError
+from harness.model.checked import load_spec
+from harness.spec.loader import LoadedSpec, load_model_file, override_key
+from harness.train.batching import BatchPlan, steps_per_epoch
+from harness.train.evaluation import EvaluationStopped
+from harness.train.output_dir import check_output_dir, held, prepare_output_dir
+from harness.train.profiles import PROFILES, Profile, check_paper_sources
+from harness.train.trainer import (
+    ADAPTER_FILE,
+    Interrupted,
+    NonFiniteLossError,
+    TokenizedDataset,
+    make_trainer,
+    metrics_function,
+    prepare_model,
+    single_process_group,
+    training_arguments,
+    world_size,
+)
+from impl.registry import MethodArgumentError
+
+log = logging.getLogger("harness.run")
+DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "spec" / "deepspeed"
+
+
+@dataclass
+class RunOptions:
+    profile: str = "smoke"
+    tasks: list[str] | None = None
+    seeds: list[int] | None = None
+    max_train_samples: int | None = None
+    model: str | None = None
+    data_dir: Path | None = None
+    output_dir: Path | None = None
+    epochs: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+    deepspeed: str = "auto"  # auto | none | zero1 | zero2 | a JSON file
+    mnli_split: str = "paper"
+    keep_checkpoints: bool = False
+    check_only: bool = False  # every check of a run (spec, options, model, data), then stop: nothing written
+
+
+@dataclass
+class RunContext:
+    """What every task run of one invocation shares."""
+
+    loaded: LoadedSpec
+    profile: Profile
+    options: RunOptions
+    output_dir: Path
+    deepspeed: dict | None
+    device: str
+    bf16: bool
+    base_model: Any = None  # loaded once, copied per run
+    tokenizer: Any = None
+
+
+# --- set-up ----------------------------------------------------------------------------------------------------
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a `deepspeed`/`torchrun` launch (or a single process) writes the run's files."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def deepspeed_config(choice: str) -> dict | None:
+    """The ZeRO config as data (`spec/deepspeed/<name>.json` or a file), or None for a plain Trainer run."""
+    import json
+
+    if choice == "none":
+        return None
+    if choice == "auto":
+        if not torch.cuda.is_available():  # DeepSpeed on the CPU changes no number and first compiles an op
+            log.info("no GPU: training with the plain HF Trainer (--deepspeed zero2 to use DeepSpeed anyway)")
+            return None
+        try:
+            import deepspeed  # noqa: F401
+        except ImportError:
+            log.warning("DeepSpeed is not installed: training with the plain HF Trainer (pip install '.[train]')")
+            return None
+        choice = "zero2"
+    path = Path(choice) if choice.endswith(".json") else DEEPSPEED_DIR / f"{choice}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in DEEPSPEED_DIR.glob("*.json"))
+        raise SpecError([f"{path}: --deepspeed: no such config (known: {', '.join(known)}, none, or a .json file)"])
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        where = f"{path}: line {error.lineno}, column {error.colno}"
+        raise SpecError([f"{where}: --deepspeed: invalid JSON: {error.msg}"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError([f"{path}: --deepspeed: cannot read the file: {error}"]) from None
+    stage = config.get("zero_optimization", {}).get("stage") if isinstance(config, dict) else None
+    if stage not in (0, 1, 2):
+        raise SpecError([f"{path}: zero_optimization.stage: --deepspeed: expected 0, 1 or 2, got {stage!r}"])
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+STALE_BUILD_S = 15 * 60  # a build of DeepSpeed's CPU op takes minutes; a lock idle this long has no builder
+
+
+def check_deepspeed_build(name: str = "deepspeed_shm_comm") -> None:
+    """On the CPU, DeepSpeed compiles its shared-memory op at first use, under a lock file that a killed
+    build leaves behind (every later run would then wait forever): say so, and refuse a stale lock."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    folder = Path(_get_build_directory(name, verbose=False))
+    lock = folder / "lock"
+    if lock.exists():
+        idle = time.time() - max(p.stat().st_mtime for p in [lock, *folder.rglob("*")] if p.exists())
+        if idle > STALE_BUILD_S:
+            raise SpecError([f"{lock}: --deepspeed: left by a build of DeepSpeed's {name} op that stopped "
+                             f"(nothing in {folder} changed for {idle / 60:.0f} min): remove it, or run with "
+                             "--deepspeed none"])  # fmt: skip
+        log.warning("another process is building DeepSpeed's %s op (lock %s): waiting for it", name, lock)
+    elif not any(folder.glob("*.so")):
+        log.warning("DeepSpeed builds its %s op for the CPU on first use (once, cached in %s; "
+                    "TORCH_EXTENSIONS_DIR moves it): this takes minutes", name, folder)  # fmt: skip
+
+
+def device_and_precision(requested: str) -> tuple[str, bool]:
+    """cuda if present, else cpu; bf16 where the hardware supports it and the spec allows, never fp16."""
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported() and requested == "bf16"
+        return f"cuda ({torch.cuda.get_device_name(0)})", bf16
+    return "cpu", False
+
+
+def load_backbone(ctx: RunContext):
+    """The profile's backbone T5 and tokenizer, loaded once per invocation."""
+    from harness.model.backbone import build_t5, missing_pretrained_files
+    from harness.spec.loader import model_file_for
+
+    if ctx.base_model is not None:
+        return ctx.base_model, ctx.tokenizer
+    options, profile = ctx.options, ctx.profile
+    if profile.name == "smoke":
+        name = options.model or profile.default_model
+        path = ctx.loaded.path.resolve().parent / "models" / f"{name}.yaml"
+        # a missing file: model_file_for raises, naming --model and the model files there
+        model_file = load_model_file(path) if path.is_file() else model_file_for(ctx.loaded.path, name, "--model")
+        ctx.base_model = build_t5(model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
+    else:
+        from transformers import T5ForConditionalGeneration
+
+        from harness.data.tokenizer import load_tokenizer
+
+        source = options.model or profile.default_model
+        missing = missing_pretrained_files(Path(source)) if Path(source).is_dir() else []
+        if missing:
+            lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+            raise SpecError([f"{source}: --model: the folder lacks {lacks}; pass a folder written by "
+                             "save_pretrained (a download of google-t5/t5-base)"])  # fmt: skip
+        try:
+            ctx.tokenizer = load_tokenizer(source)
+            ctx.base_model = T5ForConditionalGeneration.from_pretrained(source)
+        except (OSError, ValueError) as error:  # transformers' words for a folder or hub name it cannot load
+            raise SpecError([f"{source}: --model: cannot load it: {' '.join(str(error).split())}"]) from None
+        ctx.base_model.resize_token_embeddings(len(ctx.tokenizer))  # 32,100 as in the released code
+    return ctx.base_model, ctx.tokenizer
+
+
+def smoke_tokenizer(ctx: RunContext, task_data: list) -> Any:
+    from harness.data.tokenizer import train_tokenizer
+
+    if ctx.tokenizer is None:
+        texts = [e.source for data in task_data for s in ("train", "validation") for e in data.examples(s)]
+        texts += [e.target for data in task_data for e in data.examples("train")]
+        ctx.tokenizer = train_tokenizer(texts, ctx.profile.tokenizer_vocab)
+    return ctx.tokenizer
+
+
+# --- one task, one seed ----------------------------------------------------------------------------------------
+
+
+def recipe_for(ctx: RunContext, task: str):
+    """The spec's recipe with the profile's and the command line's changes; and the epochs for `task`.
+
+    What the user sets explicitly (`--set training.…`, `--epochs`) always wins over the profile's defaults.
+    """
+    training, profile = ctx.loaded.spec.training, ctx.profile
+    user_set = {override_key(o) for o in ctx.options.overrides}
+    updates = {
+        key: value
+        for key, value in {
+            "batch_size": profile.batch_size,
+            "warmup_steps": profile.warmup_steps,
+            "source_length": profile.source_length,
+            "generation_max_length": profile.generation_max_length,
+        }.items()
+        if value is not None and f"training.{key}" not in user_set
+    }
+    if profile.min_learning_rate is not None and "training.learning_rate" not in user_set:
+        updates["learning_rate"] = max(training.learning_rate, profile.min_learning_rate)
+    recipe = training.model_copy(update=updates)
+    epochs_set = any(key.startswith("training.epochs") for key in user_set)
+    profile_epochs = None if epochs_set else profile.epochs
+    epochs = ctx.options.epochs or profile_epochs or training.epochs.per_task.get(task, training.epochs.default)
+    return recipe, epochs
+
+
+def batch_plan(recipe) -> BatchPlan:
+    """The recipe's global batch over this launch's processes and the recipe's accumulation steps."""
+    return BatchPlan(recipe.batch_size, world_size(), recipe.gradient_accumulation_steps)
+
+
+def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
+    from harness.data.protocol import metric_inputs
+
+    spec = ctx.loaded.spec
+    base, _ = load_backbone(ctx)
+    tokenizer = ctx.tokenizer
+    recipe, epochs = recipe_for(ctx, task)
+    plan = batch_plan(recipe)
+    folder = ctx.output_dir / task / f"seed{seed}"
+    torch.manual_seed(seed)
+    model = prepare_model(base, spec.method.name, ctx.loaded.resolved["method"]["args"], spec.trainable, recipe.dropout)
+
+    splits = {name: data.examples(name) for name in ("train", "validation", "test")}
+    datasets = {
+        name: TokenizedDataset([e.source for e in ex], [e.target for e in ex], tokenizer, recipe.source_length)
+        for name, ex in splits.items()
+    }
+    scorers = {
+        name: metrics_function(task, [e.target for e in splits[name]], metric_inputs(task, splits[name]))
+        for name in ("validation", "test")
+    }
+    args = training_arguments(folder, recipe, plan, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
+    eval_batch = recipe.batch_size // recipe.gradient_accumulation_steps  # the same batches at any world size
+    trainer = make_trainer(
+        model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"]
+    )
+    checkpoint = resumable_checkpoint(folder) if ctx.options.resume else None  # verified just before it is read
+    log.info(
+        "%s / seed %d: %d train, %d validation, %d test examples; %d epochs × %d steps; global batch %d = "
+        "%d process%s × %d accumulation × %d per device; learning rate %g, warm-up %d, dropout %g%s",
+        task, seed, len(datasets["train"]), len(datasets["validation"]), len(datasets["test"]), epochs,
+        steps_per_epoch(len(datasets["train"]), plan.global_batch), plan.global_batch, plan.world_size,
+        "es" if plan.world_size != 1 else "", plan.accumulation, plan.per_device, recipe.learning_rate,
+        recipe.warmup_steps, recipe.dropout, f"; resuming from {checkpoint}" if checkpoint else "",
+    )  # fmt: skip
+    started = time.perf_counter()
+    signals = trainer.signals
+    signals.install()
+    try:  # a signal stops training after the step, an evaluation after the batch: the checkpoint is resumable
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+        train_seconds = time.perf_counter() - started
+        test_predictions = None if signals.received else trainer.predictions(datasets["test"])
+    except EvaluationStopped:
+        pass
+    finally:
+        signals.uninstall()
+    if signals.received is not None:
+        raise Interrupted(f"signal {signals.received}: checkpoint saved in {folder}; continue with --resume")
+    test = scorers["test"](test_predictions)
+    best = folder / "best"
+    trainer._save(str(best))  # the best epoch's trainable tensors (load_best_model_at_end restored them)
+    history = epoch_history(trainer.state.log_history)
+    best_epoch = max(history, key=lambda h: h["validation"]["average"])["epoch"] if history else epochs
+    validation = next((h["validation"] for h in history if h["epoch"] == best_epoch), {})
+    if is_main_process():
+        write_predictions(folder / "test_predictions.jsonl", splits["test"], test_predictions)
+        if best_epoch in trainer.validation_predictions:
+            chosen = trainer.validation_predictions[best_epoch]
+            write_predictions(folder / "validation_predictions.jsonl", splits["validation"], chosen)
+        if not ctx.options.keep_checkpoints:
+            for stale in folder.glob("checkpoint-*"):
+                shutil.rmtree(stale)
+    tokens = datasets["train"].token_count() * epochs
+    return {
+        "seed": seed,
+        "best_epoch": int(best_epoch),
+        "best_checkpoint": str((best / ADAPTER_FILE).relative_to(ctx.output_dir)),
+        "validation": validation,
+        "test": test,
+        "history": history,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "peak_memory_bytes": peak_memory_bytes(),
+        "tokens_per_second": round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
+        "max_train_samples": ctx.options.max_train_samples,
+        "recipe": {
+            **recipe.model_dump(mode="json", exclude={"epochs"}),
+            "precision": "bf16" if ctx.bf16 else "fp32",  # what the hardware gave, not only what the spec asked
+            "epochs": epochs,
+            "mnli_split": ctx.options.mnli_split,
+            **plan.describe(),
+        },
+    }
+
+
+def write_predictions(path: Path, examples, predictions: list[str]) -> None:
+    """One JSON line per example: its source, target and the model's prediction, in the split's order."""
+    import json
+
+    with path.open("w", encoding="utf-8") as out:
+        for example, prediction in zip(examples, predictions, strict=True):
+            out.write(json.dumps({"source": example.source, "target": example.target, "prediction": prediction}) + "\n")
+
+
+BOOKKEEPING = {"runtime", "samples_per_second", "steps_per_second", "loss", "epoch", "model_preparation_time"}
+
+
+def scores(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """The task's scores in a Trainer metrics dict (`eval_accuracy` -> `accuracy`), without bookkeeping."""
+    start = f"{prefix}_"
+    named = {key.removeprefix(start): value for key, value in metrics.items() if key.startswith(start)}
+    return {key: value for key, value in named.items() if key not in BOOKKEEPING}
+
+
+def epoch_history(log_history: list[dict]) -> list[dict]:
+    """One entry per evaluated epoch: its validation scores and the mean training loss logged in it."""
+    history, losses = [], []
+    for entry in log_history:
+        if "loss" in entry:
+            losses.append(entry["loss"])
+        if "eval_average" in entry:
+            history.append(
+                {
+                    "epoch": round(entry["epoch"]),
+                    "train_loss": sum(losses) / len(losses) if losses else None,
+                    "validation": scores(entry, "eval"),
+                }
+            )
+            losses = []
+    return history
+
+
+def resumable_checkpoint(folder: Path) -> str | None:
+    """The last checkpoint in `folder`, verified against its manifest (SpecError, one line, if it is not the
+    harness's own, complete and unchanged); None if there is none."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from harness.train.checkpoint import verify
+
+    checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    if checkpoint is not None:
+        verify(Path(checkpoint))
+    return checkpoint
+
+
+def peak_memory_bytes() -> int:
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
+
+
+def count_budget_of(ctx: RunContext) -> dict[str, Any]:
+    """The trainable-parameter budget of the model this run trains, counted on the meta device."""
+    from transformers import T5ForConditionalGeneration
+
+    from harness.model.build import apply_to
+    from impl.inject import count_trainable
+
+    base, _ = load_backbone(ctx)
+    with torch.device("meta"):
+        probe = T5ForConditionalGeneration(base.config)
+    base_params = count_trainable(probe)[1]
+    apply_to(probe, ctx.loaded.spec.method.name, ctx.loaded.resolved["method"]["args"], ctx.loaded.spec.trainable)
+    trainable = count_trainable(probe)[0]
+    return {
+        "trainable_params": trainable,
+        "base_params": base_params,
+        "trainable_percent": 100.0 * trainable / base_params,
+        "published_percent": ctx.loaded.spec.budget.published_percent,
+    }
+
+
+# --- the whole invocation --------------------------------------------------------------------------------------
+
+
+def load_data(ctx: RunContext, task: str):
+    from harness.data.protocol import load_task
+
+    spec, options = ctx.loaded.spec, ctx.options
+    if ctx.profile.name == "smoke" and options.data_dir is None:
+        from harness.data.smoke import smoke_task
+
+        return smoke_task(task, spec.tasks.prefix_task_name, spec.training.data_seed, options.max_train_samples)
+    return load_task(
+        task,
+        options.data_dir,
+        prefix_task_name=spec.tasks.prefix_task_name,
+        seed=spec.training.data_seed,
+        mnli_split=options.mnli_split,
+        train_size=options.max_train_samples,
+    )
+
+
+def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Path]:
+    """One setting of the spec: every task and seed; returns the results and the output folder."""
+    if options.profile not in PROFILES:
+        raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
+    profile = PROFILES[options.profile]
+    loaded = load_spec(spec_path, overrides=options.overrides)
+    if profile.name == "smoke" and options.model is None:  # the spec's tiny model (AdapterDrop: 12 + 12 blocks)
+        options = dataclasses.replace(options, model=loaded.check_model_file.name)
+    if profile.name == "paper":
+        check_paper_sources(options.model or profile.default_model, options.data_dir)
+    tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
+    check_options(options, tasks)
+    seeds = options.seeds or [loaded.spec.training.seed]
+    output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
+    if is_main_process() and not options.check_only:  # the other processes would see the folder rank 0 creates
+        check_output_dir(output_dir, options.resume, options.overwrite)
+    deepspeed = deepspeed_config(options.deepspeed)
+    if deepspeed is not None and not torch.cuda.is_available():
+        check_deepspeed_build()
+    device, bf16 = device_and_precision(loaded.spec.training.precision)
+    ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
+    # DeepSpeed needs a process group; a plain process uses one GPU, never DataParallel
+    needs_group = deepspeed is not None or torch.cuda.device_count() > 1
+    with single_process_group() if needs_group else contextlib.nullcontext():
+        return run_context(ctx, tasks, seeds)
+
+
+def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[dict[str, Any], Path]:
+    """Check what remains (batches, budget, data, checkpoints to resume), then train and write."""
+    loaded, profile, options, output_dir = ctx.loaded, ctx.profile, ctx.options, ctx.output_dir
+    for task in tasks:  # every task's batch splits over this launch before anything touches the disk
+        batch_plan(recipe_for(ctx, task)[0])
+
+    try:
+        budget = count_budget_of(ctx)
+    except MethodArgumentError as error:
+        model = options.model or profile.default_model
+        raise SpecError([f"{loaded.path}: method.args.{error.argument}: {error.message} (model {model})"]) from error
+    log.info(
+        "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
+        loaded.spec.method.name, options.model or profile.default_model, profile.name,
+        f"{budget['trainable_params']:,}", budget["trainable_percent"], f"{budget['base_params']:,}", ctx.device,
+        "bf16" if ctx.bf16 else "fp32",
+        f"DeepSpeed ZeRO-{ctx.deepspeed['zero_optimization']['stage']}" if ctx.deepspeed else "no DeepSpeed",
+    )  # fmt: skip
+    started = time.perf_counter()
+    data = {task: load_data(ctx, task) for task in tasks}
+    for task, task_data in data.items():
+        check_splits(task, task_data)
+    if options.check_only:
+        return {}, output_dir
+    if options.resume:  # every checkpoint this run would read, before anything runs
+        for task in tasks:
+            for seed in seeds:
+                resumable_checkpoint(output_dir / task / f"seed{seed}")
+    if profile.name == "smoke":
+        smoke_tokenizer(ctx, list(data.values()))
+    # Everything is known to start: only now is the output folder created (or the harness's own replaced).
+    if not is_main_process():
+        runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
+        return assemble(ctx, budget, runs, seeds, time.perf_counter() - started), output_dir
+    prepare_output_dir(output_dir, options.resume, options.overwrite)
+    with held(output_dir, log=log.warning):
+        runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
+        results = assemble(ctx, budget, runs, seeds, time.perf_counter() - started)
+        write_outputs(results, output_dir)
+    return results, output_dir
+
+
+def check_options(options: RunOptions, tasks: list[str]) -> None:
+    """The command line's counts and task names, before anything is loaded or written."""
+    from harness.spec.tasks import get_task
+
+    errors = []
+    for option, value in (("--epochs", options.epochs), ("--max-train-samples", options.max_train_samples)):
+        if value is not None and value < 1:
+            errors.append(f"{option}: {value} is not a valid count (at least 1)")
+    for task in tasks:
+        try:
+            get_task(task)
+        except ValueError as error:
+            errors.append(f"--tasks: {error}")
+    if errors:
+        raise SpecError(errors)
+
+
+def check_splits(task: str, data) -> None:
+    """Every split has examples after the paper's protocol: a best epoch chosen on nothing is refused."""
+    empty = [split for split in ("train", "validation", "test") if not data.examples(split, 1)]
+    if empty:
+        sizes = ", ".join(f"{split} {n}" for split, n in data.sizes().items())
+        raise SpecError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
+                         f" empty after the paper's split rule ({sizes}); give the task more rows"])  # fmt: skip
+
+
+def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
+    """results.json first, then report.md and the plot: a failing report never loses the finished training."""
+    from harness.results.record import save_results
+    from harness.results.report import write_report
+
+    path = output_dir / "results.json"
+    path.unlink(missing_ok=True)
+    loaded = save_results(results, path)
+    try:
+        files = write_report([loaded], output_dir, overwrite=True)
+    except Exception as error:  # the results and checkpoints are kept; the report can be rebuilt
+        log.error("wrote %s; the report failed (%s: %s): rebuild it with `python -m harness report %s --overwrite`",
+                  path, type(error).__name__, error, output_dir)  # fmt: skip
+        return
+    log.info("wrote %s, %s%s", path, files.report, f", {files.plot}" if files.plot else f" ({files.message})")
+
+
+def mean_scores(runs: list[dict[str, Any]], split: str) -> dict[str, float]:
+    keys = set.intersection(*(set(run[split]) for run in runs)) if runs else set()
+    return {key: sum(run[split][key] for run in runs) / len(runs) for key in sorted(keys)}
+
+
+def environment(ctx: RunContext) -> dict[str, Any]:
+    import importlib.metadata
+    import subprocess
+
+    packages = {}
+    for name in ("torch", "transformers", "deepspeed", "accelerate", "datasets", "compacter-harness"):
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "git_commit": commit,
+        "packages": packages,
+        "device": ctx.device,
+        "precision": "bf16" if ctx.bf16 else "fp32",
+        "deepspeed_stage": ctx.deepspeed["zero_optimization"]["stage"] if ctx.deepspeed else None,
+        "world_size": int(__import__("os").environ.get("WORLD_SIZE", "1")),
+    }
+
+
+def comparability(ctx: RunContext, runs: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+    """(why not comparable, the effective recipe's differences from the paper's): comparable iff both empty.
+
+    Only a paper-profile run on the spec's architecture whose effective recipe is the spec's as written
+    (`harness.results.comparability`) is compared with the published numbers.
+    """
+    from harness.results.comparability import differences
+
+    reasons = []
+    if ctx.profile.name != "paper":
+        reasons.append(f"{ctx.profile.name} profile: a tiny random model on toy data")
+    else:
+        config = ctx.base_model.config
+        expected = ctx.loaded.model_file.architecture
+        differing = [
+            key
+            for key, value in expected.model_dump().items()
+            if key not in ("dropout_rate",) and getattr(config, key, None) != value
+        ]
+        if differing:
+            reasons.append(f"the model differs from {expected_name(ctx)} in {', '.join(differing)}")
+    training = ctx.loaded.resolved["training"]
+    triples = [(task, run["recipe"], run["max_train_samples"]) for task, task_runs in runs.items() for run in task_runs]
+    found = differences(training, ctx.options.overrides, triples)
+    return reasons + found, found
+
+
+def expected_name(ctx: RunContext) -> str:
+    return ctx.loaded.model_file.name
+
+
+def assemble(
+    ctx: RunContext, budget: dict[str, Any], runs: dict[str, list[dict]], seeds: list[int], seconds: float
+) -> dict:
+    from harness.results.record import FORMAT, spec_hash, with_regression
+
+    reasons, differences = comparability(ctx, runs)
+    comparable, reason = not reasons, "; ".join(reasons) or None
+    all_runs = [run for task_runs in runs.values() for run in task_runs]
+    results = {
+        "format": FORMAT,
+        "spec": {
+            "name": ctx.loaded.name,
+            "path": str(ctx.loaded.path),
+            "hash": spec_hash(ctx.loaded.resolved),
+            "resolved": ctx.loaded.resolved,
+            "overrides": list(ctx.options.overrides),
+        },
+        "method": ctx.loaded.spec.method.name,
+        "profile": ctx.profile.name,
+        "model": {
+            "source": ctx.options.model or ctx.profile.default_model,
+            "architecture": ctx.options.model or ctx.profile.default_model
+            if ctx.profile.name == "smoke"
+            else (expected_name(ctx) if comparable else "custom"),
+            "spec_model": ctx.loaded.spec.model,
+        },
+        "comparable": comparable,
+        "not_comparable_reason": reason,
+        "differences": differences,
+        "environment": environment(ctx),
+        "budget": budget,
+        "seeds": seeds,
+        "tasks": {
+            task: {
+                "runs": task_runs,
+                "test_mean": mean_scores(task_runs, "test"),
+                "validation_mean": mean_scores(task_runs, "validation"),
+            }
+            for task, task_runs in runs.items()
+        },
+        "wall_time_s": round(seconds, 3),
+        "peak_memory_bytes": max(run["peak_memory_bytes"] for run in all_runs),
+        "tokens_per_second": round(sum(r["tokens_per_second"] for r in all_runs) / len(all_runs), 2),
+    }
+    return with_regression(results)
+
+
+__all__ = ["Interrupted", "NonFiniteLossError", "RunOptions", "run_single"]
