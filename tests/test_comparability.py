@@ -14,10 +14,11 @@ from harness.errors import SpecError
 from harness.model.backbone import build_t5
 from harness.model.checked import load_spec
 from harness.results.comparability import differences
-from harness.results.record import compare, example_results, validate_results, with_regression
+from harness.results.record import compare, validate_results, with_regression
 from harness.spec.loader import default_spec_dir
 from harness.train.profiles import PROFILES
 from harness.train.runner import RunContext, RunOptions, comparability
+from tests.results_helpers import example_results
 
 ADAPTER = default_spec_dir() / "adapter.yaml"
 PUBLISHED_GLUE = {task: 86.0 for task in ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")}

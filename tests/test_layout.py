@@ -116,3 +116,18 @@ def test_each_module_invariant_lives_in_a_file_named_after_it():
 
     checks = REPO / "harness" / "invariants"
     assert [name for name in DECLARED if not (checks / f"{name}.py").is_file()] == []
+
+
+def test_the_readme_layout_names_every_harness_module():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("\nharness/ ") : readme.index("\ntests/ ")]
+    from harness.spec.invariant_catalog import DECLARED
+
+    unnamed = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "harness").rglob("*.py"))
+        if path.name not in ("__init__.py", "__main__.py")
+        and path.stem not in DECLARED  # the rule "one module per invariant, named after it" covers these
+        and (path.name not in block or (path.parent.name != "harness" and f"  {path.parent.name}/" not in block))
+    ]
+    assert unnamed == []

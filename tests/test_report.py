@@ -13,9 +13,10 @@ import pytest
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.checked import load_spec
-from harness.results.record import example_results, load_results
+from harness.results.record import load_results
 from harness.results.report import PLOT_NAME, REPORT_NAME, fmt_bytes, fmt_seconds, run_labels
 from harness.spec.loader import default_spec_dir
+from tests.results_helpers import example_results
 
 GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

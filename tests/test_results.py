@@ -18,8 +18,9 @@ import pytest
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.errors import SpecError
 from harness.model.checked import load_spec
-from harness.results.record import compare, example_results, load_results, spec_hash, validate_results
+from harness.results.record import compare, load_results, spec_hash, validate_results
 from harness.spec.loader import default_spec_dir
+from tests.results_helpers import example_results
 
 GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 T5_BASE = 222_882_048

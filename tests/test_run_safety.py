@@ -245,11 +245,11 @@ def test_a_published_number_must_name_a_real_task_and_metric(spec_copy, capsys, 
 
 
 def test_deepspeed_auto_is_the_plain_trainer_on_the_cpu(monkeypatch):
-    import harness.train.runner
+    import harness.train.devices
 
-    monkeypatch.setattr(harness.train.runner.torch.cuda, "is_available", lambda: False)
-    assert harness.train.runner.deepspeed_config("auto") is None
-    assert harness.train.runner.deepspeed_config("zero2")["zero_optimization"]["stage"] == 2  # asked for: kept
+    monkeypatch.setattr(harness.train.devices.torch.cuda, "is_available", lambda: False)
+    assert harness.train.devices.deepspeed_config("auto") is None
+    assert harness.train.devices.deepspeed_config("zero2")["zero_optimization"]["stage"] == 2  # asked for: kept
 
 
 def build_folder(root: Path, monkeypatch) -> Path:
@@ -261,7 +261,7 @@ def build_folder(root: Path, monkeypatch) -> Path:
 
 
 def test_a_lock_left_by_a_killed_deepspeed_build_is_refused_with_its_path(tmp_path, monkeypatch, capsys):
-    from harness.train.runner import STALE_BUILD_S
+    from harness.train.devices import STALE_BUILD_S
 
     folder = build_folder(tmp_path, monkeypatch)
     lock = folder / "lock"
@@ -274,7 +274,7 @@ def test_a_lock_left_by_a_killed_deepspeed_build_is_refused_with_its_path(tmp_pa
 
 
 def test_a_deepspeed_build_in_progress_or_to_come_is_announced(tmp_path, monkeypatch, caplog):
-    from harness.train.runner import check_deepspeed_build
+    from harness.train.devices import check_deepspeed_build
 
     folder = build_folder(tmp_path, monkeypatch)
     with caplog.at_level("WARNING", logger="harness.run"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from harness.invariants import INVARIANTS, run_invariant
 from harness.model.checked import load_spec
@@ -38,3 +39,20 @@ def test_every_registered_method_has_its_spec():
 def test_every_spec_names_only_known_invariants(path):
     unknown = set(load_spec(path, build=False).spec.invariants) - set(INVARIANTS)
     assert not unknown
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_a_paper_value_the_spec_states_and_the_builder_defaults_to_agree(path):
+    """The spec is where the paper's value is declared; a builder's default (for callers of impl/ without a
+    spec) may repeat it, but never differ from it."""
+    from impl.registry import get
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    defaults = get(data["method"]["name"]).defaults()
+    stated = data["method"].get("args") or {}
+    differ = {
+        name: (value, defaults[name])
+        for name, value in stated.items()
+        if name in defaults and (list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]) != value
+    }
+    assert differ == {}

@@ -13,7 +13,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
     import logging
 
-    from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, is_main_process, run_single
+    from harness.train.devices import is_main_process
+    from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, run_single
     from harness.train.sweep import sweep
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")

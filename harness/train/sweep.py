@@ -36,8 +36,9 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
 
 
 def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
+    from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-    from harness.train.runner import check_options, is_main_process, run_single
+    from harness.train.runner import check_options, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
     grid = grid_points(spec_path, options.overrides)  # the spec, the overrides and the options: before the disk
