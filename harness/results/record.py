@@ -455,6 +455,3 @@ def save_results(data: Mapping[str, Any], path: str | Path) -> LoadedResults:
     loaded = validate_results(data, path)
     Path(path).write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return loaded
-
-
-# --- an example, for tests ---------------------------------------------------------------------------------
