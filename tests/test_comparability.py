@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -113,12 +114,13 @@ def paper_context(tmp_path: Path, **options) -> RunContext:
     return ctx
 
 
-def run_entry(ctx: RunContext, task: str, **changes) -> dict:
+def run_entry(ctx: RunContext, task: str, **changes) -> SimpleNamespace:
+    """What comparability reads of a Run: its recorded recipe and training-set cut."""
     from harness.train.runner import recipe_for
 
     recipe, epochs = recipe_for(ctx, task)
     record = {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs, "mnli_split": "paper", **changes}
-    return {"recipe": record, "max_train_samples": ctx.options.max_train_samples}
+    return SimpleNamespace(recipe=record, max_train_samples=ctx.options.max_train_samples)
 
 
 def test_a_paper_run_as_the_spec_says_is_comparable(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,14 +23,15 @@ def test_the_grid_covers_the_arguments_the_method_accepts():
         grid_points(SPEC_DIR / "bitfit.yaml", [])
 
 
-def fake_results(validation: dict[str, float], test: dict[str, float], percent: float) -> dict:
-    return {
-        "budget": {"trainable_percent": percent},
-        "tasks": {
-            task: {"validation_mean": {"average": validation[task]}, "test_mean": {"average": test[task]}}
+def fake_results(validation: dict[str, float], test: dict[str, float], percent: float) -> SimpleNamespace:
+    """What the sweep reads of a run's Results: per task the mean scores, and the budget."""
+    return SimpleNamespace(
+        budget=SimpleNamespace(trainable_percent=percent),
+        tasks={
+            task: SimpleNamespace(validation_mean={"average": validation[task]}, test_mean={"average": test[task]})
             for task in validation
         },
-    }
+    )
 
 
 def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test(tmp_path, monkeypatch):

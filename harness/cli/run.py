@@ -35,17 +35,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
     )
     try:
-        results, output_dir = (sweep if args.sweep else run_single)(args.spec, options)
+        if args.sweep:
+            (summary, output_dir), ok = sweep(args.spec, options), True
+        else:
+            results, output_dir = run_single(args.spec, options)
+            summary, ok = results.regression.summary(), results.regression.ok
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except Interrupted as error:
         print(f"interrupted: {error}", file=sys.stderr)
         return 130
-    regression = results["regression"]
     if is_main_process():  # one summary line per launch, not one per process
-        print(f"{output_dir}/results.json: {regression.get('summary', '')}".rstrip(": "))
-    return EXIT_FAILED if regression.get("ok") is False else EXIT_OK
+        print(f"{output_dir}/results.json: {summary}")
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 def add_parsers(sub) -> None:

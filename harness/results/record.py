@@ -444,14 +444,18 @@ def compare(results: Results | LoadedResults | Mapping[str, Any]) -> Comparison:
     )
 
 
-def with_regression(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The results mapping with `regression` filled in by `compare` (what `harness run` writes)."""
-    data = {key: value for key, value in data.items() if key != "regression"}
+def with_regression(results: Results | Mapping[str, Any]) -> Results | dict[str, Any]:
+    """The results with `regression` filled in by `compare` (what `harness run` writes): a Results for a
+    Results, a mapping (a results file's content) for a mapping."""
+    if isinstance(results, Results):
+        return results.model_copy(update={"regression": compare(results.model_copy(update={"regression": None}))})
+    data = {key: value for key, value in results.items() if key != "regression"}
     return {**data, "regression": compare(data).to_json()}
 
 
-def save_results(data: Mapping[str, Any], path: str | Path) -> LoadedResults:
+def save_results(results: Results | Mapping[str, Any], path: str | Path) -> LoadedResults:
     """Validate (regression included) and write `path` as indented JSON; returns the loaded results."""
+    data = results.model_dump(mode="json") if isinstance(results, Results) else results
     loaded = validate_results(data, path)
     Path(path).write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return loaded

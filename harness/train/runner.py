@@ -23,6 +23,19 @@ import torch
 
 from harness.errors import SpecError
 from harness.model.checked import load_spec
+from harness.results.record import (
+    FORMAT,
+    BudgetInfo,
+    EmbeddedSpec,
+    Environment,
+    Epoch,
+    ModelInfo,
+    Results,
+    Run,
+    TaskResult,
+    spec_hash,
+    with_regression,
+)
 from harness.spec.loader import LoadedSpec, load_model_file, override_key
 from harness.train.batching import BatchPlan, steps_per_epoch
 from harness.train.devices import check_deepspeed_build, deepspeed_config, device_and_precision, is_main_process
@@ -161,7 +174,7 @@ def batch_plan(recipe) -> BatchPlan:
     return BatchPlan(recipe.batch_size, world_size(), recipe.gradient_accumulation_steps)
 
 
-def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
+def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
     from harness.data.protocol import metric_inputs
 
     spec = ctx.loaded.spec
@@ -224,25 +237,25 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> dict[str, Any]:
             for stale in folder.glob("checkpoint-*"):
                 shutil.rmtree(stale)
     tokens = datasets["train"].token_count() * epochs
-    return {
-        "seed": seed,
-        "best_epoch": int(best_epoch),
-        "best_checkpoint": str((best / ADAPTER_FILE).relative_to(ctx.output_dir)),
-        "validation": validation,
-        "test": test,
-        "history": history,
-        "wall_time_s": round(time.perf_counter() - started, 3),
-        "peak_memory_bytes": peak_memory_bytes(),
-        "tokens_per_second": round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
-        "max_train_samples": ctx.options.max_train_samples,
-        "recipe": {
+    return Run(
+        seed=seed,
+        best_epoch=int(best_epoch),
+        best_checkpoint=str((best / ADAPTER_FILE).relative_to(ctx.output_dir)),
+        validation=validation,
+        test=test,
+        history=[Epoch(**entry) for entry in history],
+        wall_time_s=round(time.perf_counter() - started, 3),
+        peak_memory_bytes=peak_memory_bytes(),
+        tokens_per_second=round(tokens / max(output.metrics.get("train_runtime", train_seconds), 1e-9), 2),
+        max_train_samples=ctx.options.max_train_samples,
+        recipe={
             **recipe.model_dump(mode="json", exclude={"epochs"}),
             "precision": "bf16" if ctx.bf16 else "fp32",  # what the hardware gave, not only what the spec asked
             "epochs": epochs,
             "mnli_split": ctx.options.mnli_split,
             **plan.describe(),
         },
-    }
+    )
 
 
 def write_predictions(path: Path, examples, predictions: list[str]) -> None:
@@ -438,7 +451,7 @@ def check_splits(task: str, data) -> None:
                          f" empty after the paper's split rule ({sizes}); give the task more rows"])  # fmt: skip
 
 
-def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
+def write_outputs(results: Results, output_dir: Path) -> None:
     """results.json first, then report.md and the plot: a failing report never loses the finished training."""
     from harness.results.record import save_results
     from harness.results.report import write_report
@@ -455,9 +468,10 @@ def write_outputs(results: dict[str, Any], output_dir: Path) -> None:
     log.info("wrote %s, %s%s", path, files.report, f", {files.plot}" if files.plot else f" ({files.message})")
 
 
-def mean_scores(runs: list[dict[str, Any]], split: str) -> dict[str, float]:
-    keys = set.intersection(*(set(run[split]) for run in runs)) if runs else set()
-    return {key: sum(run[split][key] for run in runs) / len(runs) for key in sorted(keys)}
+def mean_scores(runs: list[Run], split: str) -> dict[str, float]:
+    scores_of = [getattr(run, split) for run in runs]
+    keys = set.intersection(*(set(scores) for scores in scores_of)) if runs else set()
+    return {key: sum(scores[key] for scores in scores_of) / len(runs) for key in sorted(keys)}
 
 
 def environment(ctx: RunContext) -> dict[str, Any]:
@@ -490,7 +504,7 @@ def environment(ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def comparability(ctx: RunContext, runs: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+def comparability(ctx: RunContext, runs: dict[str, list[Run]]) -> tuple[list[str], list[str]]:
     """(why not comparable, the effective recipe's differences from the paper's): comparable iff both empty.
 
     Only a paper-profile run on the spec's architecture whose effective recipe is the spec's as written
@@ -512,7 +526,7 @@ def comparability(ctx: RunContext, runs: dict[str, list[dict]]) -> tuple[list[st
         if differing:
             reasons.append(f"the model differs from {expected_name(ctx)} in {', '.join(differing)}")
     training = ctx.loaded.resolved["training"]
-    triples = [(task, run["recipe"], run["max_train_samples"]) for task, task_runs in runs.items() for run in task_runs]
+    triples = [(task, run.recipe, run.max_train_samples) for task, task_runs in runs.items() for run in task_runs]
     found = differences(training, ctx.options.overrides, triples)
     return reasons + found, found
 
@@ -522,49 +536,47 @@ def expected_name(ctx: RunContext) -> str:
 
 
 def assemble(
-    ctx: RunContext, budget: dict[str, Any], runs: dict[str, list[dict]], seeds: list[int], seconds: float
-) -> dict:
-    from harness.results.record import FORMAT, spec_hash, with_regression
-
+    ctx: RunContext, budget: dict[str, Any], runs: dict[str, list[Run]], seeds: list[int], seconds: float
+) -> Results:
+    """The run's Results (its `regression` compared with the spec's published numbers)."""
     reasons, differences = comparability(ctx, runs)
     comparable, reason = not reasons, "; ".join(reasons) or None
     all_runs = [run for task_runs in runs.values() for run in task_runs]
-    results = {
-        "format": FORMAT,
-        "spec": {
-            "name": ctx.loaded.name,
-            "path": str(ctx.loaded.path),
-            "hash": spec_hash(ctx.loaded.resolved),
-            "resolved": ctx.loaded.resolved,
-            "overrides": list(ctx.options.overrides),
-        },
-        "method": ctx.loaded.spec.method.name,
-        "profile": ctx.profile.name,
-        "model": {
-            "source": ctx.options.model or ctx.profile.default_model,
-            "architecture": ctx.options.model or ctx.profile.default_model
-            if ctx.profile.name == "smoke"
-            else (expected_name(ctx) if comparable else "custom"),
-            "spec_model": ctx.loaded.spec.model,
-        },
-        "comparable": comparable,
-        "not_comparable_reason": reason,
-        "differences": differences,
-        "environment": environment(ctx),
-        "budget": budget,
-        "seeds": seeds,
-        "tasks": {
-            task: {
-                "runs": task_runs,
-                "test_mean": mean_scores(task_runs, "test"),
-                "validation_mean": mean_scores(task_runs, "validation"),
-            }
+    source = ctx.options.model or ctx.profile.default_model
+    results = Results(
+        format=FORMAT,
+        spec=EmbeddedSpec(
+            name=ctx.loaded.name,
+            path=str(ctx.loaded.path),
+            hash=spec_hash(ctx.loaded.resolved),
+            resolved=ctx.loaded.resolved,
+            overrides=list(ctx.options.overrides),
+        ),
+        method=ctx.loaded.spec.method.name,
+        profile=ctx.profile.name,
+        model=ModelInfo(
+            source=source,
+            architecture=source if ctx.profile.name == "smoke" else (expected_name(ctx) if comparable else "custom"),
+            spec_model=ctx.loaded.spec.model,
+        ),
+        comparable=comparable,
+        not_comparable_reason=reason,
+        differences=differences,
+        environment=Environment(**environment(ctx)),
+        budget=BudgetInfo(**budget),
+        seeds=seeds,
+        tasks={
+            task: TaskResult(
+                runs=task_runs,
+                test_mean=mean_scores(task_runs, "test"),
+                validation_mean=mean_scores(task_runs, "validation"),
+            )
             for task, task_runs in runs.items()
         },
-        "wall_time_s": round(seconds, 3),
-        "peak_memory_bytes": max(run["peak_memory_bytes"] for run in all_runs),
-        "tokens_per_second": round(sum(r["tokens_per_second"] for r in all_runs) / len(all_runs), 2),
-    }
+        wall_time_s=round(seconds, 3),
+        peak_memory_bytes=max(run.peak_memory_bytes for run in all_runs),
+        tokens_per_second=round(sum(run.tokens_per_second for run in all_runs) / len(all_runs), 2),
+    )
     return with_regression(results)
 
 

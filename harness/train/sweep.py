@@ -35,7 +35,8 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
     return [dict(zip(axes, values, strict=True)) for values in product(*axes.values())]
 
 
-def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
+def sweep(spec_path: Path, options) -> tuple[str, Path]:
+    """Every grid point the model can take, one run each; (a summary line, the sweep's folder)."""
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
     from harness.train.runner import check_options, run_single
@@ -77,24 +78,24 @@ def sweep(spec_path: Path, options) -> tuple[dict[str, Any], Path]:
     summary = summarise(points, skipped)
     (output_dir / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     (output_dir / "sweep.md").write_text(markdown(summary), encoding="utf-8")
-    return {"regression": {"ok": True, "summary": f"sweep of {len(points)} points: see sweep.md"}}, output_dir
+    return f"sweep of {len(points)} points: see sweep.md", output_dir
 
 
 def summarise(points: list[dict], skipped: list[dict]) -> dict[str, Any]:
-    tasks = sorted({task for p in points for task in p["results"]["tasks"]})
+    tasks = sorted({task for p in points for task in p["results"].tasks})
     table, chosen = {}, {}
     for task in tasks:
         rows = []
         for p in points:
-            entry = p["results"]["tasks"].get(task)
+            entry = p["results"].tasks.get(task)
             if entry:
                 rows.append(
                     {
                         "point": p["point"],
                         "folder": p["folder"],
-                        "validation": entry["validation_mean"].get("average"),
-                        "test": entry["test_mean"].get("average"),
-                        "trainable_percent": p["results"]["budget"]["trainable_percent"],
+                        "validation": entry.validation_mean.get("average"),
+                        "test": entry.test_mean.get("average"),
+                        "trainable_percent": p["results"].budget.trainable_percent,
                     }
                 )
         table[task] = rows
