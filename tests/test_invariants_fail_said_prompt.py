@@ -1,5 +1,6 @@
 """The Intrinsic-SAID and prompt-tuning invariants (fwht, fastfood_linear, reproducible_projection,
-prompt_only, prompt_extends_input, init_distribution's embedding_rows) fail when their property is broken.
+projection_draws, prompt_only, prompt_extends_input, init_distribution's embedding_rows) fail when their
+property is broken.
 
 Each test first sees the invariant hold on the unbroken spec, then monkeypatches the implementation (undone
 after the test) where the name is looked up, and sees the invariant fail with a message saying what broke.
@@ -202,6 +203,58 @@ def test_reproducible_projection_fails_on_a_stale_materialisation(check_context,
     assert_fails(
         "reproducible_projection", check_context(SAID), r"^after loading into a fresh model .* the logits differ by"
     )
+
+
+# --- projection_draws -------------------------------------------------------------------------------------------
+
+
+def biased(sign: torch.Tensor, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.where(torch.rand(sign.shape, generator=generator) < 0.75, 1, -1).to(sign.dtype)
+
+
+def repeats(perm: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.randint(0, perm.numel(), perm.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def uniform_with_unit_variance(gaussian: torch.Tensor, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return ((torch.rand(gaussian.shape, generator=generator) * 2 - 1) * math.sqrt(3)).to(gaussian.dtype)
+
+
+# each: (draw_fastfood, in_features, out_features, seed) -> the (sign, perm, gaussian) a broken draw returns
+DRAW_BREAKS = {
+    "signs +1 three times in four": (
+        lambda draw, n, d, seed: (biased(draw(n, d, seed)[0], seed), *draw(n, d, seed)[1:]),
+        r"^B's signs are not balanced: \d+ of \d+ are \+1",
+    ),
+    "signs 0/1 (no * 2 - 1)": (
+        lambda draw, n, d, seed: ((draw(n, d, seed)[0] + 1) // 2, *draw(n, d, seed)[1:]),
+        r"a sign of B is not ±1 \(\[0, 1\]\)",
+    ),
+    "Π the identity": (
+        lambda draw, n, d, seed: (lambda b, p, g: (b, torch.arange(p.numel()), g))(*draw(n, d, seed)),
+        r"Π is the identity",
+    ),
+    "Π with repeats": (
+        lambda draw, n, d, seed: (lambda b, p, g: (b, repeats(p, seed), g))(*draw(n, d, seed)),
+        r"Π is not a permutation of 0\.\.L-1",
+    ),
+    "G uniform, unit variance": (
+        lambda draw, n, d, seed: (lambda b, p, g: (b, p, uniform_with_unit_variance(g, seed)))(*draw(n, d, seed)),
+        r"^G does not follow N\(0, 1\): KS p = ",
+    ),
+    "one seed for every projection": (lambda draw, n, d, seed: draw(n, d, 0), r"two projections drew the same B"),
+}
+
+
+@pytest.mark.parametrize("broken", list(DRAW_BREAKS))
+def test_projection_draws_fails_when_a_draw_breaks_its_law(check_context, holds, monkeypatch, broken):
+    assert_holds(holds, SAID, "projection_draws")
+    change, message = DRAW_BREAKS[broken]
+    original = impl.layers.fastfood.draw_fastfood
+    monkeypatch.setattr(impl.layers.fastfood, "draw_fastfood", lambda n, d, seed: change(original, n, d, seed))
+    assert_fails("projection_draws", check_context(SAID), message)
 
 
 # --- prompt_extends_input ----------------------------------------------------------------------------------------

@@ -89,6 +89,11 @@ DECLARED: dict[str, Declared] = {
         "max |logits(adapted) − logits(base)| ≤ the spec's tolerance at init, and ≠ 0 after one step.",
         NearIdentityOptions,
     ),
+    "projection_draws": Declared(
+        "Intrinsic-SAID's Fastfood draws, read from the model: B ±1 balanced, Π a permutation (not the identity), "
+        "G ~ N(0, 1), no two projections alike.",
+        KSOptions,
+    ),
     "prompt_extends_input": Declared(
         "Prompt tuning: the encoder input grows by exactly p shared vectors; sources, decoder input and padding "
         "untouched; one step moves the output."
