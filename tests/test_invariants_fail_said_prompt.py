@@ -1,6 +1,6 @@
 """The Intrinsic-SAID and prompt-tuning invariants (fwht, fastfood_linear, reproducible_projection,
-projection_draws, prompt_only, prompt_extends_input, init_distribution's embedding_rows) fail when their
-property is broken.
+projection_draws, lambda_coupling, prompt_only, prompt_extends_input, init_distribution's embedding_rows)
+fail when their property is broken.
 
 Each test first sees the invariant hold on the unbroken spec, then monkeypatches the implementation (undone
 after the test) where the name is looked up, and sees the invariant fail with a message saying what broke.
@@ -255,6 +255,52 @@ def test_projection_draws_fails_when_a_draw_breaks_its_law(check_context, holds,
     original = impl.layers.fastfood.draw_fastfood
     monkeypatch.setattr(impl.layers.fastfood, "draw_fastfood", lambda n, d, seed: change(original, n, d, seed))
     assert_fails("projection_draws", check_context(SAID), message)
+
+
+# --- lambda_coupling --------------------------------------------------------------------------------------------
+
+
+def with_scales(monkeypatch, change) -> None:
+    """FastfoodBank.forward gets `change(scales)` for its rows' λ."""
+    original = FastfoodBank.forward
+
+    def forward(self, z, scales, *args, **kwargs):
+        return original(self, z, change(scales), *args, **kwargs)
+
+    monkeypatch.setattr(FastfoodBank, "forward", forward)
+
+
+def test_lambda_coupling_fails_when_a_bank_shifts_its_lambdas(check_context, holds, monkeypatch):
+    """θ_i scaled by λ_{i+1} (an off-by-one in the bank's members): λ_i = 0 changes another tensor."""
+    assert_holds(holds, SAID, "lambda_coupling")
+    with_scales(monkeypatch, lambda scales: scales.roll(1))
+    assert_fails("lambda_coupling", check_context(SAID), r"λ_\d+ = 0 does not give back θ_\d+⁰")
+
+
+def test_lambda_coupling_fails_when_lambda_is_not_applied(check_context, holds, monkeypatch):
+    assert_holds(holds, SAID, "lambda_coupling")
+    with_scales(monkeypatch, lambda scales: torch.ones_like(scales))
+    assert_fails("lambda_coupling", check_context(SAID), r"λ_\d+ = 0 does not give back θ_\d+⁰")
+
+
+def test_lambda_coupling_fails_when_lambda_enters_squared(check_context, holds, monkeypatch):
+    """θ_i⁰ + λ_i² P_i(z): right at λ = 0 and 1, wrong everywhere else."""
+    assert_holds(holds, SAID, "lambda_coupling")
+    with_scales(monkeypatch, lambda scales: scales * scales)
+    assert_fails("lambda_coupling", check_context(SAID), r"λ_\d+ = 2 λ_\d+ does not double θ_\d+'s offset")
+
+
+def test_lambda_coupling_fails_when_the_last_lambda_is_used(check_context, holds, monkeypatch):
+    """λ_m enters the output (with no effect at its init 1, so every value is unchanged): it gets a gradient."""
+    assert_holds(holds, SAID, "lambda_coupling")
+    original = IntrinsicSAID.materialise
+
+    def materialise(self):
+        weights = original(self)
+        return [weights[0] + (self.lambdas[-1] - 1.0) * 1e-3, *weights[1:]]
+
+    monkeypatch.setattr(IntrinsicSAID, "materialise", materialise)
+    assert_fails("lambda_coupling", check_context(SAID), r"the unused λ_\d+ gets gradient .*, not exactly 0")
 
 
 # --- prompt_extends_input ----------------------------------------------------------------------------------------

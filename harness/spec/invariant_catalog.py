@@ -85,6 +85,10 @@ DECLARED: dict[str, Declared] = {
     "kron_sum": Declared(
         "PHMLinear for hypothesis-drawn n, sizes, rank, batch, dtype, and every PHM layer built, equal Σ A_i ⊗ B_i."
     ),
+    "lambda_coupling": Declared(
+        "Intrinsic-SAID: λ_i = 0 gives back exactly θ_i⁰ and only it, λ_i scales θ_i's offset; the unused last λ "
+        "gets zero gradient."
+    ),
     "near_identity_at_init": Declared(
         "max |logits(adapted) − logits(base)| ≤ the spec's tolerance at init, and ≠ 0 after one step.",
         NearIdentityOptions,
