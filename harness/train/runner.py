@@ -36,7 +36,7 @@ from harness.results.record import (
     spec_hash,
     with_regression,
 )
-from harness.spec.loader import LoadedSpec, load_model_file, override_key
+from harness.spec.loader import LoadedSpec, override_key
 from harness.train.batching import BatchPlan, steps_per_epoch
 from harness.train.devices import check_deepspeed_build, deepspeed_config, device_and_precision, is_main_process
 from harness.train.evaluation import EvaluationStopped
@@ -105,10 +105,8 @@ def load_backbone(ctx: RunContext):
         return ctx.base_model, ctx.tokenizer
     options, profile = ctx.options, ctx.profile
     if profile.name == "smoke":
-        name = options.model or profile.default_model
-        path = ctx.loaded.path.resolve().parent / "models" / f"{name}.yaml"
         # a missing file: model_file_for raises, naming --model and the model files there
-        model_file = load_model_file(path) if path.is_file() else model_file_for(ctx.loaded.path, name, "--model")
+        model_file = model_file_for(ctx.loaded.path, options.model or profile.default_model, "--model")
         ctx.base_model = build_t5(model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
     else:
         from transformers import T5ForConditionalGeneration

@@ -204,16 +204,19 @@ class HarnessTrainer(Seq2SeqTrainer):
         if self.args.should_save:
             files.save_scheduler(self.lr_scheduler, folder)
 
+    def _rng_rank(self) -> int | None:
+        """Which process's random state a checkpoint file holds (None: the only one)."""
+        return None if self.args.world_size == 1 else self.args.process_index
+
     def _save_rng_state(self, output_dir: str) -> None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)  # process 0 may not have created it yet
-        files.save_rng(Path(output_dir), None if self.args.world_size == 1 else self.args.process_index)
+        files.save_rng(Path(output_dir), self._rng_rank())
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
         if checkpoint is None:
             return
-        rank = None if self.args.world_size == 1 else self.args.process_index
         with files.reading(Path(checkpoint)):
-            if not files.load_rng(Path(checkpoint), rank):
+            if not files.load_rng(Path(checkpoint), self._rng_rank()):
                 logger.warning("%s holds no random state for this process: saved at another world size", checkpoint)
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
