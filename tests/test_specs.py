@@ -41,18 +41,69 @@ def test_every_spec_names_only_known_invariants(path):
     assert not unknown
 
 
-@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
-def test_a_paper_value_the_spec_states_and_the_builder_defaults_to_agree(path):
-    """The spec is where the paper's value is declared; a builder's default (for callers of impl/ without a
-    spec) may repeat it, but never differ from it."""
+def builder_and_spec_disagreements(path, get_method=None) -> dict[str, object]:
+    """Where the spec at `path` and its method builder's defaults are two sources of a paper value.
+
+    The spec declares every setting of the paper; a builder's default (for callers of impl/ without a
+    spec) may repeat it but never differ from it, and every defaulted argument must be stated in the
+    spec (None, "everywhere", excepted), so no check can pass by using the builder's value instead of
+    the spec's. Returns {argument: (spec's value, builder's default)}, "unstated" for a missing one.
+    """
     from impl.registry import get
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    defaults = get(data["method"]["name"]).defaults()
+    defaults = (get_method or get)(data["method"]["name"]).defaults()
     stated = data["method"].get("args") or {}
+    as_yaml = {name: list(value) if isinstance(value, tuple) else value for name, value in defaults.items()}
     differ = {
-        name: (value, defaults[name])
-        for name, value in stated.items()
-        if name in defaults and (list(defaults[name]) if isinstance(defaults[name], tuple) else defaults[name]) != value
+        name: (value, as_yaml[name]) for name, value in stated.items() if name in as_yaml and as_yaml[name] != value
     }
-    assert differ == {}
+    unstated = {
+        name: ("unstated", value) for name, value in as_yaml.items() if name not in stated and value is not None
+    }
+    return {**differ, **unstated}
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_a_paper_value_the_spec_states_and_the_builder_defaults_to_agree(path):
+    assert builder_and_spec_disagreements(path) == {}
+
+
+def test_a_spec_value_that_drifts_from_the_builder_default_is_caught(spec_copy):
+    path = spec_copy / "compacter.yaml"
+    assert builder_and_spec_disagreements(path) == {}
+    path.write_text(path.read_text(encoding="utf-8").replace("phm_rule_init_std: 1.0e-4", "phm_rule_init_std: 1.0e-2"))
+    assert builder_and_spec_disagreements(path) == {"phm_rule_init_std": (1.0e-2, 1.0e-4)}
+
+
+def test_a_builder_default_the_spec_leaves_unstated_is_caught(spec_copy):
+    path = spec_copy / "adapter.yaml"
+    assert builder_and_spec_disagreements(path) == {}
+    path.write_text(path.read_text(encoding="utf-8").replace("    init_std: 0.01", "", 1))
+    assert builder_and_spec_disagreements(path) == {"init_std": ("unstated", 0.01)}
+
+
+def test_a_builder_default_that_drifts_from_the_spec_is_caught():
+    from impl.registry import get
+
+    class Drifted:  # low_rank_adapter's builder with `rank: int = 2`
+        def defaults(self):
+            return {**get("low_rank_adapter").defaults(), "rank": 2}
+
+    path = SPEC_DIR / "low_rank_adapter.yaml"
+    assert builder_and_spec_disagreements(path) == {}
+    assert builder_and_spec_disagreements(path, get_method=lambda name: Drifted()) == {"rank": (1, 2)}
+
+
+PAPER_ACTIVATION = "gelu_new"  # FACTS.md, "Where the adapter-family modules go": A(y) = y + up(act(down(y)))
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])
+def test_every_paper_adapter_names_the_papers_activation(path):
+    """The activation the formula invariant checks against is the spec's: the spec's is the paper's."""
+    from impl.registry import get
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    args = data["method"].get("args") or {}
+    if data.get("defaults") == "paper" and "non_linearity" in get(data["method"]["name"]).defaults():
+        assert args.get("non_linearity") == PAPER_ACTIVATION

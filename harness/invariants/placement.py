@@ -1,10 +1,27 @@
-"""`placement`: the method's modules sit exactly where the spec says, nowhere else, and all of them run.
+"""`placement`: the method's modules sit exactly where the spec says, nowhere else, act there, and all run.
 
 The expected places are worked out from the T5 structure and the spec's options — which sub-layers
 (by T5 class: self-attention, cross-attention, feed-forward), which blocks of each stack, and, for
 methods that attach inside a sub-layer (BitFit), which named modules within it — independently of
 how the method placed its modules. The actual places are every module registered under the method's
 name. Both sets must be equal, and every placed module must be called by a forward pass.
+
+Registration says where a module is kept, not what it transforms, so behaviour is checked too, with the
+method's weights redrawn at random (no module is near the identity) and T5's dropout of each sub-layer
+replaced by a fixed random mask m. Every sub-layer of every block, given h (and, for cross-attention,
+encoder states and a position bias), must compute the paper's placement (FACTS.md, "Where the
+adapter-family modules go"), evaluated with the *base* model's modules:
+
+- a sub-layer with a module M of the method: h + m ⊙ M(F(LN(h))): on the sub-layer's output, after
+  T5's layer norm path, inside the dropout branch and before the residual add;
+- every other sub-layer: h + m ⊙ F(LN(h)), T5's own, exactly (so nothing acts where nothing is declared).
+
+For every placed M the wrong places — after the residual M(h + m ⊙ F), after the dropout h + M(m ⊙ F),
+on the sub-layer's input h + m ⊙ F(LN(M(h))) and between the layer norm and F h + m ⊙ F(M(LN(h))) — must
+differ from the right one, or the check could not tell them apart and fails. For a method placed inside
+sub-layers (`targets`, BitFit), every target module T of the spec's sub-layers (and each `outside_blocks`
+module) must compute M(T₀(x)) when it holds an M, T₀(x) otherwise, T₀ the base model's module; M on the
+input, T₀(M(x)), must differ where the shapes allow it.
 """
 
 from __future__ import annotations
@@ -12,6 +29,7 @@ from __future__ import annotations
 import torch
 
 from harness.invariants.context import CheckContext, InvariantViolation
+from harness.invariants.layer_formula import randomise, relative_error
 from harness.invariants.registry import invariant
 from harness.spec.invariant_catalog import PlacementOptions
 
@@ -67,4 +85,135 @@ def placement(ctx: CheckContext, options: PlacementOptions) -> str:
     idle = sorted(set(placed) - called)
     if idle:
         raise InvariantViolation(f"{len(idle)} placed modules never run in a forward pass, e.g. {idle[:3]}")
-    return f"{len(placed)} {method} modules, exactly at the declared places, all run in the forward pass"
+    model = model.double()
+    randomise(model, method)
+    base = ctx.base_model().double().eval()
+    with torch.no_grad():
+        if options.targets is None:
+            acting = check_sublayer_behaviour(model, base, method)
+        else:
+            acting = check_target_behaviour(model, base, method, options)
+    return (
+        f"{len(placed)} {method} modules, exactly at the declared places, all run in the forward pass; with "
+        f"random weights each acts exactly there ({acting}) and everything else is T5's own"
+    )
+
+
+TOLERANCE = 1e-10  # relative, float64: the layer computes the placement's equation
+DISTINCT = 1e-6  # relative: a wrong placement must be at least this far from the right one
+
+
+class FixedMask(torch.nn.Module):
+    """Stands in for T5's dropout: x ⊙ m, a fixed random mask scaled by 1/(1 − p) with p = ½."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+def compare(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    error = relative_error(got, want)
+    if not error <= TOLERANCE:
+        raise InvariantViolation(f"{what}, off by {error:.3g} (relative)")
+
+
+def require_distinct(right: torch.Tensor, wrong: dict[str, torch.Tensor], where: str) -> None:
+    for name, value in wrong.items():
+        if not relative_error(value, right) > DISTINCT:
+            raise InvariantViolation(f"{where}: {name} gives the same output: the check could not tell them apart")
+
+
+def sublayer_call(base_layer: torch.nn.Module, kind: str, draw, length: int, source: int):
+    """(the layer's extra inputs, F as a function of its normalised input), F from the base model."""
+    if kind == "feed_forward":
+        return {}, base_layer.DenseReluDense
+    width = base_layer.layer_norm.weight.shape[0]
+    states = draw(source, width) if kind == "cross_attention" else None  # (B, S, k) encoder states
+    attention = base_layer.EncDecAttention if states is not None else base_layer.SelfAttention
+    bias = draw(attention.n_heads, length, source if states is not None else length)  # (B, H, T, S)
+
+    def sublayer(x: torch.Tensor) -> torch.Tensor:
+        return attention(x, key_value_states=states, position_bias=bias)[0]  # (B, T, k)
+
+    inputs = {"position_bias": bias} if states is None else {"position_bias": bias, "key_value_states": states}
+    return inputs, sublayer
+
+
+def check_sublayer_behaviour(model: torch.nn.Module, base: torch.nn.Module, method: str) -> str:
+    """Each sub-layer computes h + m ⊙ M(F(LN(h))) where it holds M, h + m ⊙ F(LN(h)) elsewhere."""
+    generator = torch.Generator().manual_seed(2)
+    batch, length, source = 2, 5, 7
+
+    def draw(*shape: int) -> torch.Tensor:
+        return torch.randn(batch, *shape, generator=generator, dtype=torch.float64)
+
+    acting = 0
+    for stack in ("encoder", "decoder"):
+        blocks = zip(getattr(model, stack).block, getattr(base, stack).block, strict=True)
+        for index, (block, base_block) in enumerate(blocks):
+            for layer_index, (layer, base_layer) in enumerate(zip(block.layer, base_block.layer, strict=True)):
+                kind = SUBLAYER_CLASSES[type(base_layer).__name__]
+                where = f"{stack}.block.{index}.layer.{layer_index} ({kind})"
+                h = draw(length, base.config.d_model)  # (B, T, k)
+                mask = (torch.rand(h.shape, generator=generator) < 0.5).double() * 2.0  # (B, T, k), p = ½
+                inputs, sublayer = sublayer_call(base_layer, kind, draw, length, source)
+                dropout, layer.dropout = layer.dropout, FixedMask(mask)
+                try:
+                    got = layer(h, **inputs)
+                finally:
+                    layer.dropout = dropout
+                got = got[0] if isinstance(got, tuple) else got  # (B, T, k)
+                norm = base_layer.layer_norm
+                output = sublayer(norm(h))  # F(LN(h)): (B, T, k)
+                adapter = getattr(layer, method, None)
+                if adapter is None:
+                    compare(got, h + mask * output, f"{where} holds no {method} module but is not T5's own")
+                    continue
+                right = h + mask * adapter(output)
+                compare(got, right, f"{where}: the output is not h + dropout({method}(F(LN(h))))")
+                wrong = {
+                    "M after the residual": adapter(h + mask * output),
+                    "M after the dropout": h + adapter(mask * output),
+                    "M on the sub-layer's input": h + mask * sublayer(norm(adapter(h))),
+                    "M between the layer norm and F": h + mask * sublayer(adapter(norm(h))),
+                }
+                require_distinct(right, wrong, where)
+                acting += 1
+    return f"{acting} sub-layers compute h + dropout(M(F(LN(h)))), 4 wrong placements told apart"
+
+
+def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method: str, options) -> str:
+    """Each target module T computes M(T₀(x)) where it holds M, T₀(x) elsewhere."""
+    generator = torch.Generator().manual_seed(3)
+    base_modules = dict(base.named_modules())
+    targets = []
+    for stack in ("encoder", "decoder"):
+        for index, block in enumerate(getattr(model, stack).block):
+            for layer_index, layer in enumerate(block.layer):
+                if SUBLAYER_CLASSES.get(type(layer).__name__) not in options.sublayers:
+                    continue
+                prefix = f"{stack}.block.{index}.layer.{layer_index}"
+                for name, module in layer.named_modules():
+                    parts = name.split(".")
+                    if name and method not in parts and parts[-1] in options.targets:
+                        targets.append((f"{prefix}.{name}", module))
+    targets += [(path, model.get_submodule(path)) for path in options.outside_blocks]
+    acting = 0
+    for path, module in targets:
+        original = base_modules[path]
+        size = original.in_features if isinstance(original, torch.nn.Linear) else original.weight.shape[-1]
+        x = torch.randn(2, 5, size, generator=generator, dtype=torch.float64)  # (B, T, in)
+        got, plain = module(x), original(x)
+        added = getattr(module, method, None)
+        if added is None:
+            compare(got, plain, f"{path} holds no {method} module but differs from T5's")
+            continue
+        right = added(plain)
+        compare(got, right, f"{path}: the output is not {method}(T(x))")
+        if plain.shape == x.shape:
+            require_distinct(right, {"M on the input": original(added(x))}, path)
+        acting += 1
+    return f"{acting} target modules compute M(T(x))"

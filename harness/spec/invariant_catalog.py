@@ -26,6 +26,12 @@ class FastfoodOptions(Options):
     max_dense_size: PositiveInt = 4096  # the model's banks with L ≤ this are also checked against the formula
 
 
+class FormulaOptions(Options):
+    # which paper equation the added modules compute: a bottleneck adapter y + U(f(D(y))) with D, U of this
+    # kind (f is the method's non_linearity), or BitFit's added bias y + b
+    layer: Literal["linear", "low_rank", "phm", "lphm", "added_bias"]
+
+
 class KSOptions(Options):
     alpha: float = Field(1e-3, gt=0.0, lt=1.0)  # reject the declared law when the KS p-value is below
 
@@ -84,6 +90,11 @@ DECLARED: dict[str, Declared] = {
     ),
     "kron_sum": Declared(
         "PHMLinear for hypothesis-drawn n, sizes, rank, batch, dtype, and every PHM layer built, equal Σ A_i ⊗ B_i."
+    ),
+    "layer_formula": Declared(
+        "Every added module, with random weights, equals its paper equation written independently "
+        "(y + U(f(D(y))) with f and D, U from their formulas; y + b); the activations are told apart.",
+        FormulaOptions,
     ),
     "lambda_coupling": Declared(
         "Intrinsic-SAID: λ_i = 0 gives back exactly θ_i⁰ and only it, λ_i scales θ_i's offset; the unused last λ "

@@ -1,0 +1,184 @@
+"""`layer_formula`: every module the method adds computes its paper equation, written here from the paper.
+
+The references below are written from the equations (FACTS.md, "Where the adapter-family modules go" and
+"The methods"; the paper's §2–3), not from `impl/`: they read the module's parameters by name and compute
+with nothing of the module's code. For each module registered under the method's name (`<site>.<method>`),
+every parameter of the method (the shared PHM rule included) is first redrawn N(0, 1/fan) so that no
+weight is zero or the identity, then y ~ N(0, 1) is drawn in float64 and the module's output must equal:
+
+- bottleneck adapters: A(y) = y + U(f(D(y))), f the spec's `non_linearity`, from its formula:
+  - gelu_new: f(x) = ½ x (1 + tanh(√(2/π) (x + 0.044715 x³)));
+  - gelu: f(x) = ½ x (1 + erf(x / √2));
+  - relu: f(x) = max(x, 0);
+  and D, U (the modules `down`, `up`) by the spec's `layer`:
+  - `linear` (Adapter, Pfeiffer, AdapterDrop): x Wᵀ + b, W of shape (out, in) as nn.Linear stores it;
+  - `low_rank` (Adapter-LowRank): x (w_l w_r) + b, w_l (in, r), w_r (r, out);
+  - `phm` (PHM-Adapter): x (Σ_i A_i ⊗ B_i) + b, with `torch.kron`, B_i = `phm_weight`[i];
+  - `lphm` (Compacter, Compacter++): the same with B_i = s_i t_i (`phm_weight_left`[i] @ `phm_weight_right`[i]);
+- `added_bias` (BitFit): y + b.
+
+A check that could not tell the activations apart would prove nothing about f: every other known
+activation must differ from f on the drawn pre-activations D(y) by more than `DISCRIMINATION` (relative),
+far above the tolerance, or the check fails as vacuous.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from harness.invariants.context import CheckContext, InvariantViolation
+from harness.invariants.registry import invariant
+from harness.spec.invariant_catalog import FormulaOptions
+
+TOLERANCE = 1e-10  # max |module − reference| / max |reference|, float64
+DISCRIMINATION = 1e-5  # every other activation differs from f on D(y) by more than this, relative
+
+
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """½ x (1 + tanh(√(2/π) (x + 0.044715 x³))): the tanh approximation (Hendrycks & Gimpel 2016), T5's gelu_new."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """x Φ(x) = ½ x (1 + erf(x / √2)): the exact GELU."""
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+def relu(x: torch.Tensor) -> torch.Tensor:
+    """max(x, 0)."""
+    return torch.where(x > 0, x, torch.zeros_like(x))
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"gelu_new": gelu_new, "gelu": gelu, "relu": relu}
+
+
+def parameter(module: nn.Module, name: str) -> torch.Tensor:
+    tensor = getattr(module, name, None)
+    if not isinstance(tensor, torch.Tensor):
+        raise InvariantViolation(f"{type(module).__name__} has no tensor {name!r} for the paper's equation")
+    return tensor
+
+
+def kronecker_sum(rule: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """H = Σ_i A_i ⊗ B_i with torch.kron: (n, n, n), (n, p, q) -> (n·p, n·q)."""
+    return sum(torch.kron(rule[i], blocks[i]) for i in range(rule.shape[0]))
+
+
+def linear_reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x Wᵀ + b: (..., in) -> (..., out)."""
+    return x @ parameter(layer, "weight").t() + parameter(layer, "bias")
+
+
+def low_rank_reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x (w_l w_r) + b: (..., in) -> (..., out)."""
+    weight = parameter(layer, "weight_left") @ parameter(layer, "weight_right")  # (in, r) @ (r, out)
+    return x @ weight + parameter(layer, "bias")
+
+
+def phm_reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x (Σ_i A_i ⊗ B_i) + b: (..., in) -> (..., out)."""
+    return x @ kronecker_sum(parameter(layer, "rule"), parameter(layer, "phm_weight")) + parameter(layer, "bias")
+
+
+def lphm_reference(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """x (Σ_i A_i ⊗ s_i t_i) + b: (..., in) -> (..., out)."""
+    blocks = parameter(layer, "phm_weight_left") @ parameter(layer, "phm_weight_right")  # (n, p, r) @ (n, r, q)
+    return x @ kronecker_sum(parameter(layer, "rule"), blocks) + parameter(layer, "bias")
+
+
+PROJECTIONS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "linear": linear_reference,
+    "low_rank": low_rank_reference,
+    "phm": phm_reference,
+    "lphm": lphm_reference,
+}
+
+
+def adapter_reference(adapter: nn.Module, y: torch.Tensor, layer: str, activation: str) -> torch.Tensor:
+    """y + U(f(D(y))): (..., k) -> (..., k)."""
+    project = PROJECTIONS[layer]
+    return y + project(adapter.up, ACTIVATIONS[activation](project(adapter.down, y)))
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    scale = want.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+    return ((got - want).abs().max() / scale).item()
+
+
+def randomise(model: nn.Module, method: str, seed: int = 0) -> None:
+    """Every parameter of the method ~ N(0, 1/fan), fan the second-to-last size (1 for a vector)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.named_parameters():
+            if method in name.split("."):
+                fan = tensor.shape[-2] if tensor.dim() >= 2 else 1
+                draw = torch.randn(tensor.shape, generator=generator, dtype=torch.float64) / math.sqrt(fan)
+                tensor.copy_(draw.to(tensor.dtype))
+
+
+def method_modules(model: nn.Module, method: str) -> dict[str, nn.Module]:
+    """The modules registered as `<path>.<method>` (a top-level holder such as a shared rule is not a layer)."""
+    return {name: m for name, m in model.named_modules() if "." in name and name.rsplit(".", 1)[1] == method}
+
+
+def width(module: nn.Module, layer: str) -> int:
+    """The input width of an adapter (its down projection's) or of an added bias."""
+    if layer == "added_bias":
+        return parameter(module, "bias").shape[-1]
+    down = module.down
+    if layer == "linear":
+        return parameter(down, "weight").shape[1]
+    if layer == "low_rank":
+        return parameter(down, "weight_left").shape[0]
+    blocks = parameter(down, "phm_weight" if layer == "phm" else "phm_weight_left")
+    return blocks.shape[0] * blocks.shape[1]
+
+
+def check_discriminates(adapter: nn.Module, y: torch.Tensor, options: FormulaOptions, activation: str, where: str):
+    pre = PROJECTIONS[options.layer](adapter.down, y)  # (B, T, d): D(y)
+    chosen = ACTIVATIONS[activation](pre)
+    for other, function in ACTIVATIONS.items():
+        if other != activation and not relative_error(function(pre), chosen) > DISCRIMINATION:
+            raise InvariantViolation(
+                f"{where}: on the drawn D(y) {other} and {activation} agree to {DISCRIMINATION:g}: "
+                "the check could not tell them apart"
+            )
+
+
+@invariant("layer_formula")
+def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
+    method = ctx.method_name
+    activation = ctx.method_args.get("non_linearity") if options.layer != "added_bias" else None
+    if options.layer != "added_bias" and activation not in ACTIVATIONS:
+        raise InvariantViolation(
+            f"the spec's non_linearity {activation!r} has no reference formula here (known: {sorted(ACTIVATIONS)})"
+        )
+    model = ctx.method_model().model.double().eval()
+    randomise(model, method)
+    modules = method_modules(model, method)
+    if not modules:
+        raise InvariantViolation(f"no module is registered as <path>.{method}: nothing to check")
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for name, module in modules.items():
+        y = torch.randn(2, 5, width(module, options.layer), generator=generator, dtype=torch.float64)  # (B, T, k)
+        with torch.no_grad():
+            got = module(y)
+            if options.layer == "added_bias":
+                want = y + parameter(module, "bias")
+            else:
+                want = adapter_reference(module, y, options.layer, activation)
+                check_discriminates(module, y, options, activation, name)
+        error = relative_error(got, want)
+        if not error <= TOLERANCE:
+            equation = (
+                "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))) with {options.layer} D, U"
+            )
+            raise InvariantViolation(f"{name} differs from {equation} by {error:.3g} (relative)")
+        worst = max(worst, error)
+    equation = "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))), D and U {options.layer}"
+    return f"{len(modules)} modules with random weights equal {equation} written from the paper (worst {worst:.1g})"
