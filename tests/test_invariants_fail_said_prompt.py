@@ -257,6 +257,16 @@ def test_projection_draws_fails_when_a_draw_breaks_its_law(check_context, holds,
     assert_fails("projection_draws", check_context(SAID), message)
 
 
+@pytest.mark.parametrize("broken", ["signs +1 three times in four", "Π the identity", "G uniform, unit variance"])
+def test_fastfood_linear_fails_when_a_draw_breaks_its_law(check_context, holds, monkeypatch, broken):
+    """The dense reference makes its own draws: a wrong law in the implementation's is not shared by it."""
+    assert_holds(holds, SAID, "fastfood_linear")
+    change, _ = DRAW_BREAKS[broken]
+    original = impl.layers.fastfood.draw_fastfood
+    monkeypatch.setattr(impl.layers.fastfood, "draw_fastfood", lambda n, d, seed: change(original, n, d, seed))
+    assert_fails("fastfood_linear", check_context(SAID), r"P\(z\) differs from \[H G Π H B pad\(z\)\]")
+
+
 # --- lambda_coupling --------------------------------------------------------------------------------------------
 
 

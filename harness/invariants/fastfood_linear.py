@@ -1,6 +1,6 @@
 """`fastfood_linear`: a Fastfood projection is the linear map of its formula, with an exact transpose and gradient.
 
-For z ∈ R^n, D outputs, L = 2^⌈log2 D⌉ and the draws (B, π, G) of `draw_fastfood(n, D, seed)`,
+For z ∈ R^n, D outputs, L = 2^⌈log2 D⌉ and the draws (B, π, G) of a projection's seed,
 
     P(z) = [H G Π H B pad_L(z)]_{1..D} / (‖G‖ √D),     (Π v)_j = v[π(j)],
 
@@ -10,7 +10,11 @@ zero-padded to L entries, or truncated to its first L when n > L. Π gathers: `F
 intrinsic-dimension code's `mul_2[Pi]`. For hypothesis-drawn n, D, seeds and dtypes a `FastfoodBank`
 
 - is linear: P(a z₁ + b z₂) = a P(z₁) + b P(z₂);
-- equals the formula, computed densely in float64 from the draws (no code shared with the bank);
+- equals the formula, computed densely in float64 (no code shared with the bank) from draws made here, by
+  the documented recipe — one CPU generator seeded with the seed draws B's signs uniformly from {−1, +1}
+  (d = min(n, L) of them), then π uniformly among the permutations of 0..L−1, then G's L entries N(0, 1)
+  in float32, stored rounded to float16 — so a wrong law in the implementation's draws is not shared
+  by the reference (`projection_draws` tests the laws themselves);
 - has `project_transpose` = Pᵀ: ⟨P z_a, g_b⟩ = ⟨z_a, Pᵀ g_b⟩ for several z_a, g_b (float64);
 - has an exact autograd Function: `torch.autograd.gradcheck` of bank(z, scales, bases) w.r.t. z, scales and
   bases, and of bank(z), in float64 on small sizes.
@@ -33,7 +37,7 @@ from harness.invariants.fwht import TOLERANCE, reference_hadamard
 from harness.invariants.registry import invariant
 from harness.invariants.strategies import FastfoodCase, fastfood_cases
 from harness.spec.invariant_catalog import FastfoodOptions
-from impl.layers.fastfood import FastfoodBank, draw_fastfood
+from impl.layers.fastfood import FastfoodBank
 from impl.layers.intrinsic_said import IntrinsicSAID
 
 VECTORS = 3  # z_a and g_b per check
@@ -47,26 +51,30 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got.double() - want).abs().max() / scale).item()
 
 
+def reference_draws(used: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """B's d signs, π and G by the documented recipe, from a CPU generator seeded with `seed`: (d,), (L,), (L,)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    sign = 2.0 * torch.randint(0, 2, (used,), generator=generator).double() - 1.0  # uniform on {−1, +1}
+    perm = torch.randperm(size, generator=generator)  # uniform among permutations of 0..L−1
+    gaussian = torch.randn(size, generator=generator, dtype=torch.float32).half().double()  # N(0, 1), float16
+    return sign, perm, gaussian
+
+
 def reference_projection(z: torch.Tensor, out_features: int, seed: int) -> torch.Tensor:
     """[H G Π H B pad_L(z)]_{1..D} / (‖G‖ √D) for each row of z, densely in float64: (r, n) -> (r, D)."""
     rows, length = z.shape
-    sign, perm, gaussian = draw_fastfood(length, out_features, seed)
     size = 1
     while size < out_features:  # L = 2^⌈log2 D⌉
         size *= 2
     used = min(length, size)  # pad_L keeps z's first min(n, L) entries
-    if sign.shape != (used,) or perm.shape != (size,) or gaussian.shape != (size,):
-        raise InvariantViolation(
-            f"draw_fastfood({length}, {out_features}) gave sign {tuple(sign.shape)}, perm {tuple(perm.shape)}, "
-            f"gaussian {tuple(gaussian.shape)}; expected ({used},), ({size},), ({size},)"
-        )
+    sign, perm, gaussian = reference_draws(used, size, seed)
     h = reference_hadamard(size)  # (L, L), symmetric: H x is x H for a row x
     x = z.new_zeros(rows, size, dtype=torch.float64)
-    x[:, :used] = z[:, :used].double() * sign.double()  # (r, L) = B pad_L(z)
+    x[:, :used] = z[:, :used].double() * sign  # (r, L) = B pad_L(z)
     v = x @ h  # (r, L) = H B pad_L(z)
-    u = v[:, perm] * gaussian.double()  # (r, L) = G Π v with (Π v)_j = v[π(j)]
+    u = v[:, perm] * gaussian  # (r, L) = G Π v with (Π v)_j = v[π(j)]
     y = u @ h[:, :out_features]  # (r, D) = [H u]_{1..D}
-    return y / (gaussian.double().norm() * math.sqrt(out_features))
+    return y / (gaussian.norm() * math.sqrt(out_features))
 
 
 def projections(bank: FastfoodBank, z: torch.Tensor) -> torch.Tensor:
@@ -91,7 +99,7 @@ def check_linear(bank: FastfoodBank, z: torch.Tensor, generator: torch.Generator
 
 
 def check_formula(bank: FastfoodBank, z: torch.Tensor, what: str) -> None:
-    """Every row's P_i(z_a) equals the dense formula from draw_fastfood(n, D, seed_i)."""
+    """Every row's P_i(z_a) equals the dense formula with the draws of seed_i."""
     got = projections(bank, z)  # (r, k, D)
     for row, seed in enumerate(bank.seeds):
         want = reference_projection(z, bank.out_features, seed)  # (r, D)
