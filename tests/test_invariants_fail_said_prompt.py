@@ -1,4 +1,4 @@
-"""The Intrinsic-SAID and prompt-tuning invariants (fwht, fastfood_linear, reproducible_projection,
+"""The Intrinsic-SAID and prompt-tuning invariants (fwht, fastfood_linear, reproducible_projection, counted_once,
 projection_draws, lambda_coupling, prompt_only, prompt_extends_input, init_distribution's embedding_rows)
 fail when their property is broken.
 
@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import harness.invariants.fwht
+import harness.model.build
 import impl.layers.fastfood
 import impl.layers.hadamard
 import impl.layers.intrinsic_said
@@ -463,3 +464,43 @@ def test_init_distribution_fails_on_other_embedding_rows(check_context, holds):
     assert_fails(
         "init_distribution", broken, r"^prompt_tuning_tokens\.prompt: .* is not a copy of rows 0\.\.99 of the input"
     )
+
+
+# --- counted_once -------------------------------------------------------------------------------------------------
+
+
+def counting_every_name(model: nn.Module) -> tuple[int, int]:
+    """count_trainable over named_parameters(remove_duplicate=False): a tied tensor once per name."""
+    counted = list(model.named_parameters(remove_duplicate=False))
+    return sum(p.numel() for _, p in counted if p.requires_grad), sum(p.numel() for _, p in counted)
+
+
+def test_counted_once_fails_when_the_tied_embedding_is_counted_per_name(check_context, holds, monkeypatch):
+    assert_holds(holds, "compacter", "counted_once")
+    monkeypatch.setattr(harness.model.build, "count_trainable", counting_every_name)
+    assert_fails(
+        "counted_once", check_context("compacter"), r"a shared tensor is counted more than once .*total counted"
+    )
+
+
+def test_counted_once_fails_when_said_lists_a_tensor_twice(check_context, holds, monkeypatch):
+    assert_holds(holds, SAID, "counted_once")
+    listed = IntrinsicSAID.base_parameters
+    monkeypatch.setattr(IntrinsicSAID, "base_parameters", lambda self: [*listed(self), listed(self)[0]])
+    assert_fails("counted_once", check_context(SAID), r"the tensor list has 48 entries but 47 distinct tensors")
+
+
+def test_counted_once_fails_when_an_alias_of_the_tied_embedding_keeps_theta_0(check_context, holds, monkeypatch):
+    assert_holds(holds, SAID, "counted_once")
+    enter = IntrinsicSAID.enter
+
+    def lm_head_left_at_theta_0(self) -> None:
+        enter(self)
+        if self._depth == 1:
+            for owners, original in zip(self._owners, self._originals, strict=True):
+                if len(owners) > 1:  # the tied embedding: its last holder keeps the Parameter θ⁰
+                    module, attribute = owners[-1]
+                    module._parameters[attribute] = original
+
+    monkeypatch.setattr(IntrinsicSAID, "enter", lm_head_left_at_theta_0)
+    assert_fails("counted_once", check_context(SAID), r"do not all hold the same re-parameterised θ_i")

@@ -22,6 +22,11 @@ class NoOptions(Options):
     pass
 
 
+class CountOptions(Options):
+    # Intrinsic-SAID: also check that its tensor list is the unique base tensors once each, λ and z sized to match
+    reparameterised_tensors: bool = False
+
+
 class FastfoodOptions(Options):
     max_dense_size: PositiveInt = 4096  # the model's banks with L ≤ this are also checked against the formula
 
@@ -75,6 +80,11 @@ class Declared:
 
 DECLARED: dict[str, Declared] = {
     "budget": Declared("Trainable parameters counted on the meta device equal the spec's count and the published %."),
+    "counted_once": Declared(
+        "Base, trainable and total counts equal sums over unique tensors (tied and shared ones once); "
+        "Intrinsic-SAID's tensor list is those tensors once each.",
+        CountOptions,
+    ),
     "fastfood_linear": Declared(
         "Fastfood banks are linear, equal the dense formula, project_transpose is Pᵀ, gradcheck exact; "
         "the model's too.",
