@@ -1,5 +1,10 @@
-"""Hypothesis profiles: `dev` (default for pytest), `ci` (deterministic, selected by tox) and `check`
-(deterministic, for `python -m harness check`). HYPOTHESIS_PROFILE overrides the default."""
+"""Hypothesis profiles. HYPOTHESIS_PROFILE overrides the default.
+
+- `dev` (default for pytest): 100 random examples per property, failures remembered in `.hypothesis/`;
+- `ci` (selected by tox): 30 examples, derandomised, no database: the same examples on every machine;
+- `thorough` (for long runs, `HYPOTHESIS_PROFILE=thorough pytest`): 2,000 random examples per property;
+- `check` (for `python -m harness check`): 50 examples, derandomised.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 def register_profiles() -> None:
     settings.register_profile("dev", max_examples=100, **_COMMON)
     settings.register_profile("ci", max_examples=30, derandomize=True, database=None, print_blob=True, **_COMMON)
+    settings.register_profile("thorough", max_examples=2000, **_COMMON)
     settings.register_profile("check", max_examples=50, derandomize=True, database=None, **_COMMON)
 
 
