@@ -504,3 +504,22 @@ def test_counted_once_fails_when_an_alias_of_the_tied_embedding_keeps_theta_0(ch
 
     monkeypatch.setattr(IntrinsicSAID, "enter", lm_head_left_at_theta_0)
     assert_fails("counted_once", check_context(SAID), r"do not all hold the same re-parameterised θ_i")
+
+
+def test_prompt_extends_input_fails_when_the_encoder_masks_the_prompt_out(check_context, holds, monkeypatch):
+    """[P; E(x)] with the mask [0_p; m]: every shape and the decoder's input are as before, the output is not."""
+    assert_holds(holds, "prompt_tuning_random", "prompt_extends_input")
+    prepend = EncoderPrompt.prepend
+
+    def masked_out(self, embeddings, mask):
+        inputs, extended = prepend(self, embeddings, mask)
+        extended = extended.clone()
+        extended[:, : self.length] = 0
+        return inputs, extended
+
+    monkeypatch.setattr(EncoderPrompt, "prepend", masked_out)
+    assert_fails(
+        "prompt_extends_input",
+        check_context("prompt_tuning_random"),
+        r"the logits differ from T5 on \[P; E\(x\)\] with the mask \[1_p; m\]",
+    )

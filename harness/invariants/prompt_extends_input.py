@@ -5,6 +5,12 @@ cannot hold; what it may change is fixed instead. The encoder's input grows by e
 p vectors for every example, the source embeddings stay bit-identical behind the prompt, the encoder output
 has p more positions, the decoder's input is bit-identical, masked source positions still cannot influence
 the output, and one training step changes the output.
+
+And the whole model equals the paper's concatenation computed by hand on the *base* model (Lester et al.
+2021; FACTS.md, "Prompt tuning-R"): with P the method's `prompt` parameter and E the input embedding,
+T5(inputs_embeds = [P; E(x)], attention_mask = [1_p; m]) gives the adapted model's logits (float32, to
+`TOLERANCE` relative), which pins the prompt's position, and the mask over it in the encoder and in the
+decoder's cross-attention.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import torch
 
 from harness.invariants.context import CheckContext, InvariantViolation, logits, train_steps
 from harness.invariants.registry import NoOptions, invariant
+
+TOLERANCE = 1e-5  # max |logits − reference| / max |reference|: the same float32 operations, maybe reordered
 
 
 @invariant("prompt_extends_input")
@@ -77,6 +85,7 @@ def _only_the_encoder_input_grows(ctx: CheckContext, length: int) -> str:
         raise InvariantViolation(
             f"logits are {tuple(seen['logits'].shape)}, the base model's {tuple(before['logits'].shape)}"
         )
+    check_concatenation(ctx, base, model, batch, seen["logits"])
     masked = batch["attention_mask"] == 0
     changed = {**batch, "input_ids": torch.where(masked, batch["input_ids"] + 1, batch["input_ids"])}
     if not masked.any() or not torch.equal(_observe(model, changed)["logits"], seen["logits"]):
@@ -90,3 +99,21 @@ def _only_the_encoder_input_grows(ctx: CheckContext, length: int) -> str:
         f"decoder input bit-identical, padding still masked; one step moves the output by "
         f"{(after - seen['logits']).abs().max().item():.3g}"
     )
+
+
+def check_concatenation(ctx: CheckContext, base, model, batch, got: torch.Tensor) -> None:
+    """The adapted logits equal the base T5 on [P; E(x)] with the mask [1_p; m]."""
+    prompt = getattr(model, ctx.method_name).prompt.detach()  # (p, d)
+    rows = batch["input_ids"].shape[0]
+    with torch.no_grad():
+        embedded = base.get_input_embeddings()(batch["input_ids"])  # (B, T, d)
+        inputs = torch.cat((prompt.expand(rows, -1, -1), embedded), dim=1)  # (B, p + T, d)
+        ones = torch.ones(rows, prompt.shape[0], dtype=batch["attention_mask"].dtype)
+        mask = torch.cat((ones, batch["attention_mask"]), dim=1)  # (B, p + T)
+        want = base.eval()(inputs_embeds=inputs, attention_mask=mask, labels=batch["labels"]).logits
+    error = ((got - want).abs().max() / want.abs().max()).item()
+    if not error <= TOLERANCE:
+        raise InvariantViolation(
+            f"the logits differ from T5 on [P; E(x)] with the mask [1_p; m] by {error:.3g} (relative): "
+            "the prompt is not prepended, or not attended to, as the paper's concatenation"
+        )

@@ -121,7 +121,7 @@ DECLARED: dict[str, Declared] = {
     ),
     "prompt_extends_input": Declared(
         "Prompt tuning: the encoder input grows by exactly p shared vectors; sources, decoder input and padding "
-        "untouched; one step moves the output."
+        "untouched; logits = T5 on [P; E(x)] with mask [1_p; m]; one step moves the output."
     ),
     "placement": Declared(
         "The method's modules are exactly at the declared sub-layers and blocks (never elsewhere) and all run.",
