@@ -12,7 +12,7 @@ from transformers.activations import ACT2FN
 import harness.invariants.layer_formula
 import harness.invariants.placement
 import impl.layers.phm
-from harness.invariants import CheckContext
+from harness.invariants import CheckContext, run_invariant
 from impl.layers.bias import AddBias
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear
@@ -187,3 +187,16 @@ def test_placement_fails_when_the_wrong_places_are_indistinguishable(check_conte
     assert_holds(holds, "adapter", "placement")
     monkeypatch.setattr(harness.invariants.placement, "DISTINCT", 1e3)
     assert_fails("placement", check_context("adapter"), r"M after the residual gives the same output")
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_layer_formula_follows_the_specs_activation_not_a_default(check_context, activation):
+    """A spec naming another activation: the adapter must compute that one (a builder that drops the
+    argument and keeps gelu_new is caught here; the paper's specs all name gelu_new)."""
+    ctx = check_context("adapter")
+    args = {**ctx.method_args, "non_linearity": activation}
+    resolved = {**ctx.loaded.resolved, "method": {**ctx.loaded.resolved["method"], "args": args}}
+    variant = CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
+    result = run_invariant("layer_formula", variant)
+    assert result.ok, result.line()
+    assert f"U({activation}(D(y)))" in result.message

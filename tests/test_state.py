@@ -50,3 +50,14 @@ def test_a_shape_mismatch_is_refused(model, tmp_path):
     save_file({**state, name: torch.zeros(2, 2, 2)}, str(tmp_path / "shape.safetensors"))
     with pytest.raises(CheckpointMismatchError, match="shape"):
         load_trainable(model, tmp_path / "shape.safetensors")
+
+
+def test_a_transposed_tensor_with_the_same_size_is_refused(model, tmp_path):
+    """s_i of shape (p, r) saved as (r, p): the same number of entries, another tensor."""
+    state = trainable_state(model)
+    name = next(k for k, v in state.items() if k.endswith("phm_weight_left") and v.shape[-1] != v.shape[-2])
+    save_file({**state, name: state[name].transpose(-1, -2).contiguous()}, str(tmp_path / "t.safetensors"))
+    before = {k: v.clone() for k, v in trainable_state(model).items()}
+    with pytest.raises(CheckpointMismatchError, match=f"{name} has shape"):
+        load_trainable(model, tmp_path / "t.safetensors")
+    assert all(torch.equal(v, before[k]) for k, v in trainable_state(model).items())
