@@ -29,6 +29,13 @@ def modified(ctx: CheckContext, tiny_model_file, **spec_updates) -> CheckContext
     return CheckContext(dataclasses.replace(ctx.loaded, spec=spec), tiny_model_file)
 
 
+def with_method_args(ctx: CheckContext, **args) -> CheckContext:
+    """A fresh context whose resolved method arguments have `args` replaced (the cached one is untouched)."""
+    method = {**ctx.loaded.resolved["method"], "args": {**ctx.method_args, **args}}
+    resolved = {**ctx.loaded.resolved, "method": method}
+    return CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
+
+
 def wrap_builder(monkeypatch, name: str, after) -> None:
     """The method's registered builder runs as usual, then `after(model)` rearranges what it built."""
     original = METHODS[name].build

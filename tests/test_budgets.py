@@ -91,3 +91,10 @@ def test_percent_rounding_follows_the_printed_precision():
     assert not percent_matches(0.07256, 0.072)
     assert percent_matches(0.8323, 0.83)
     assert not percent_matches(0.8363, 0.83)
+
+
+def test_low_rank_formula_for_rank_two():
+    # Adapter-LowRank on t5-base with r = 2: k = 768, d = 24.
+    # down: w_l 768·2 = 1,536, w_r 2·24 = 48, bias 24 -> 1,608; up: w_l 24·2 = 48, w_r 2·768 = 1,536, bias 768
+    # -> 2,352; 48 adapters × 3,960 = 190,080; LN 47,616; total 237,696 (r = 1 gives the paper's 161,664).
+    assert count("low_rank_adapter", "t5_base", rank=2) == 237_696

@@ -109,3 +109,19 @@ def test_the_base_parameters_are_back_after_a_forward_pass(check_context):
     assert after.keys() == before.keys()
     assert all(after[name] is before[name] for name in before)
     assert all(isinstance(p, nn.Parameter) for p in after.values())
+
+
+def test_in_evaluation_a_change_of_lambda_alone_changes_the_output(check_context):
+    """θ is cached per update of z, λ and θ⁰ without gradients: an in-place change of λ only must not be
+    served a stale θ (λ_i scales θ_i's offset, so doubling λ moves the output; z ≠ 0)."""
+    model = said_model(check_context)
+    batch = check_context(SAID).batch()
+    before = logits(model, batch)
+    with torch.no_grad():
+        model.intrinsic_said.lambdas.mul_(2.0)
+    after = logits(model, batch)
+    fresh = said_model(check_context)  # the same z, built anew, λ doubled before its first forward
+    with torch.no_grad():
+        fresh.intrinsic_said.lambdas.mul_(2.0)
+    assert not torch.equal(after, before)
+    assert torch.equal(after, logits(fresh, batch))

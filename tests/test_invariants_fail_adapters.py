@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from torch import nn
@@ -11,12 +9,11 @@ from torch import nn
 import harness.invariants.identity_at_init
 import harness.invariants.skip_equals_absent
 import impl.methods.adapter_drop
-from harness.invariants import CheckContext
 from impl.inject import attach_after
 from impl.layers.bias import AddBias
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear
-from tests.invariant_helpers import assert_fails, assert_holds, wrap_builder
+from tests.invariant_helpers import assert_fails, assert_holds, with_method_args, wrap_builder
 
 # --- placement ---------------------------------------------------------------------------------------------------
 
@@ -52,10 +49,7 @@ def test_placement_fails_on_a_misplaced_adapter(check_context, holds, monkeypatc
 
 def test_placement_fails_when_adapter_drop_covers_the_lower_blocks(check_context, holds):
     assert_holds(holds, "adapter_drop", "placement")
-    ctx = check_context("adapter_drop")
-    args = {**ctx.method_args, "encoder_blocks": list(range(4, 12))}  # the builder now also fills block 4
-    resolved = {**ctx.loaded.resolved, "method": {**ctx.loaded.resolved["method"], "args": args}}
-    broken = CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
+    broken = with_method_args(check_context("adapter_drop"), encoder_blocks=list(range(4, 12)))  # + block 4
     assert_fails("placement", broken, r"2 modules where the spec puts none .*encoder\.block\.4\.")
 
 

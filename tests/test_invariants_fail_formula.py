@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from torch import nn
@@ -12,12 +10,12 @@ from transformers.activations import ACT2FN
 import harness.invariants.layer_formula
 import harness.invariants.placement
 import impl.layers.phm
-from harness.invariants import CheckContext, run_invariant
+from harness.invariants import run_invariant
 from impl.layers.bias import AddBias
 from impl.layers.bottleneck import BottleneckAdapter
 from impl.layers.low_rank import LowRankLinear
 from impl.layers.phm import PHMLinear
-from tests.invariant_helpers import assert_fails, assert_holds, wrap_builder
+from tests.invariant_helpers import assert_fails, assert_holds, with_method_args, wrap_builder
 
 # --- layer_formula ------------------------------------------------------------------------------------------------
 
@@ -92,10 +90,7 @@ def test_layer_formula_fails_on_a_bias_subtracted(check_context, holds, monkeypa
 
 def test_layer_formula_refuses_an_activation_it_has_no_formula_for(check_context, holds):
     assert_holds(holds, "adapter", "layer_formula")
-    ctx = check_context("adapter")
-    args = {**ctx.method_args, "non_linearity": "silu"}
-    resolved = {**ctx.loaded.resolved, "method": {**ctx.loaded.resolved["method"], "args": args}}
-    broken = CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
+    broken = with_method_args(check_context("adapter"), non_linearity="silu")
     assert_fails("layer_formula", broken, r"non_linearity 'silu' has no reference formula")
 
 
@@ -193,10 +188,6 @@ def test_placement_fails_when_the_wrong_places_are_indistinguishable(check_conte
 def test_layer_formula_follows_the_specs_activation_not_a_default(check_context, activation):
     """A spec naming another activation: the adapter must compute that one (a builder that drops the
     argument and keeps gelu_new is caught here; the paper's specs all name gelu_new)."""
-    ctx = check_context("adapter")
-    args = {**ctx.method_args, "non_linearity": activation}
-    resolved = {**ctx.loaded.resolved, "method": {**ctx.loaded.resolved["method"], "args": args}}
-    variant = CheckContext(dataclasses.replace(ctx.loaded, resolved=resolved), ctx.check_model)
-    result = run_invariant("layer_formula", variant)
+    result = run_invariant("layer_formula", with_method_args(check_context("adapter"), non_linearity=activation))
     assert result.ok, result.line()
     assert f"U({activation}(D(y)))" in result.message

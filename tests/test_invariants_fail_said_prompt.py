@@ -523,3 +523,20 @@ def test_prompt_extends_input_fails_when_the_encoder_masks_the_prompt_out(check_
         check_context("prompt_tuning_random"),
         r"the logits differ from T5 on \[P; E\(x\)\] with the mask \[1_p; m\]",
     )
+
+
+def test_prompt_extends_input_fails_when_no_mask_means_nothing_is_attended(check_context, holds, monkeypatch):
+    assert_holds(holds, "prompt_tuning_tokens", "prompt_extends_input")
+    prepend = EncoderPrompt.prepend
+
+    def zeros_without_a_mask(self, embeddings, mask):
+        if mask is None:
+            mask = torch.zeros(embeddings.shape[:2], dtype=torch.long)
+        return prepend(self, embeddings, mask)
+
+    monkeypatch.setattr(EncoderPrompt, "prepend", zeros_without_a_mask)
+    assert_fails(
+        "prompt_extends_input",
+        check_context("prompt_tuning_tokens"),
+        r"called without an attention_mask, the output differs from an all-ones mask",
+    )

@@ -10,7 +10,8 @@ And the whole model equals the paper's concatenation computed by hand on the *ba
 2021; FACTS.md, "Prompt tuning-R"): with P the method's `prompt` parameter and E the input embedding,
 T5(inputs_embeds = [P; E(x)], attention_mask = [1_p; m]) gives the adapted model's logits (float32, to
 `TOLERANCE` relative), which pins the prompt's position, and the mask over it in the encoder and in the
-decoder's cross-attention.
+decoder's cross-attention. Called without an attention mask, the model must equal the call with an all-ones
+mask (every source position attended, as T5 itself does).
 """
 
 from __future__ import annotations
@@ -85,11 +86,17 @@ def _only_the_encoder_input_grows(ctx: CheckContext, length: int) -> str:
         raise InvariantViolation(
             f"logits are {tuple(seen['logits'].shape)}, the base model's {tuple(before['logits'].shape)}"
         )
-    check_concatenation(ctx, base, model, batch, seen["logits"])
     masked = batch["attention_mask"] == 0
     changed = {**batch, "input_ids": torch.where(masked, batch["input_ids"] + 1, batch["input_ids"])}
     if not masked.any() or not torch.equal(_observe(model, changed)["logits"], seen["logits"]):
         raise InvariantViolation("changing masked (padded) source tokens changes the output: the mask is misaligned")
+    check_concatenation(ctx, base, model, batch, seen["logits"])
+    unmasked = {"input_ids": batch["input_ids"], "labels": batch["labels"]}
+    if not torch.equal(
+        _observe(model, unmasked)["logits"],
+        _observe(model, {**unmasked, "attention_mask": torch.ones_like(batch["input_ids"])})["logits"],
+    ):
+        raise InvariantViolation("called without an attention_mask, the output differs from an all-ones mask")
     train_steps(model, batch, steps=1, learning_rate=ctx.spec.training.learning_rate)
     after = logits(model, batch)
     if torch.equal(after, seen["logits"]):
