@@ -124,7 +124,8 @@ DECLARED: dict[str, Declared] = {
         "untouched; logits = T5 on [P; E(x)] with mask [1_p; m]; one step moves the output."
     ),
     "placement": Declared(
-        "The method's modules are exactly at the declared sub-layers and blocks (never elsewhere) and all run.",
+        "The method's modules are exactly at the declared sub-layers and blocks (never elsewhere), all run, and act "
+        "there: h + dropout(M(F(LN(h)))), T5's own elsewhere.",
         PlacementOptions,
     ),
     "reproducible_projection": Declared(
