@@ -73,6 +73,12 @@ class CheckContext:
         return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """max |got − want| / max |want| in float64 (scale-free: projections and outputs can be small)."""
+    scale = want.abs().max().double().clamp_min(torch.finfo(torch.float64).tiny)
+    return ((got.double() - want.double()).abs().max() / scale).item()
+
+
 def logits(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Deterministic (eval mode, no grad) logits: (B, T_target, vocab)."""
     was_training = model.training

@@ -32,7 +32,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.autograd.gradcheck import GradcheckError
 
-from harness.invariants.context import CheckContext, InvariantViolation
+from harness.invariants.context import CheckContext, InvariantViolation, relative_error
 from harness.invariants.fwht import TOLERANCE, reference_hadamard
 from harness.invariants.registry import invariant
 from harness.invariants.strategies import FastfoodCase, fastfood_cases
@@ -43,12 +43,6 @@ from impl.layers.intrinsic_said import IntrinsicSAID
 VECTORS = 3  # z_a and g_b per check
 ADJOINT_TOLERANCE = 1e-10  # |⟨P z, g⟩ − ⟨z, Pᵀ g⟩| / Σ_d |(P z)_d g_d|, in float64
 GRADCHECK_MAX_IN, GRADCHECK_MAX_OUT = 12, 20  # the small bank gradcheck runs on: n ≤ 12, D ≤ 20
-
-
-def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    """max |got − want| / max |want| in float64 (scale-free: projections can be small)."""
-    scale = want.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
-    return ((got.double() - want).abs().max() / scale).item()
 
 
 def reference_draws(used: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from harness.invariants.context import CheckContext, InvariantViolation
+from harness.invariants.context import CheckContext, InvariantViolation, relative_error
 from harness.invariants.registry import invariant
 from harness.spec.invariant_catalog import FormulaOptions
 
@@ -104,11 +104,6 @@ def adapter_reference(adapter: nn.Module, y: torch.Tensor, layer: str, activatio
     return y + project(adapter.up, ACTIVATIONS[activation](project(adapter.down, y)))
 
 
-def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
-    scale = want.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
-    return ((got - want).abs().max() / scale).item()
-
-
 def randomise(model: nn.Module, method: str, seed: int = 0) -> None:
     """Every parameter of the method ~ N(0, 1/fan), fan the second-to-last size (1 for a vector)."""
     generator = torch.Generator().manual_seed(seed)
@@ -162,6 +157,7 @@ def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
     modules = method_modules(model, method)
     if not modules:
         raise InvariantViolation(f"no module is registered as <path>.{method}: nothing to check")
+    equation = "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))) with {options.layer} D, U"
     generator = torch.Generator().manual_seed(1)
     worst = 0.0
     for name, module in modules.items():
@@ -175,10 +171,6 @@ def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
                 check_discriminates(module, y, options, activation, name)
         error = relative_error(got, want)
         if not error <= TOLERANCE:
-            equation = (
-                "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))) with {options.layer} D, U"
-            )
             raise InvariantViolation(f"{name} differs from {equation} by {error:.3g} (relative)")
         worst = max(worst, error)
-    equation = "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))), D and U {options.layer}"
     return f"{len(modules)} modules with random weights equal {equation} written from the paper (worst {worst:.1g})"

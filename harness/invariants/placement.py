@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.invariants.context import CheckContext, InvariantViolation
-from harness.invariants.layer_formula import randomise, relative_error
+from harness.invariants.context import CheckContext, InvariantViolation, relative_error
+from harness.invariants.layer_formula import method_modules, randomise
 from harness.invariants.registry import invariant
 from harness.spec.invariant_catalog import PlacementOptions
 
@@ -64,7 +64,7 @@ def expected_paths(model: torch.nn.Module, method: str, options: PlacementOption
 def placement(ctx: CheckContext, options: PlacementOptions) -> str:
     model = ctx.method_model().model.eval()
     method = ctx.method_name
-    placed = {name: m for name, m in model.named_modules() if "." in name and name.rsplit(".", 1)[1] == method}
+    placed = method_modules(model, method)
     expected = expected_paths(model, method, options)
     if not expected:
         raise InvariantViolation("the options select no place at all: the check would be vacuous")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.invariants.context import CheckContext, InvariantViolation, logits, train_steps
+from harness.invariants.context import CheckContext, InvariantViolation, logits, relative_error, train_steps
 from harness.invariants.registry import NoOptions, invariant
 
 TOLERANCE = 1e-5  # max |logits − reference| / max |reference|: the same float32 operations, maybe reordered
@@ -118,7 +118,7 @@ def check_concatenation(ctx: CheckContext, base, model, batch, got: torch.Tensor
         ones = torch.ones(rows, prompt.shape[0], dtype=batch["attention_mask"].dtype)
         mask = torch.cat((ones, batch["attention_mask"]), dim=1)  # (B, p + T)
         want = base.eval()(inputs_embeds=inputs, attention_mask=mask, labels=batch["labels"]).logits
-    error = ((got - want).abs().max() / want.abs().max()).item()
+    error = relative_error(got, want)
     if not error <= TOLERANCE:
         raise InvariantViolation(
             f"the logits differ from T5 on [P; E(x)] with the mask [1_p; m] by {error:.3g} (relative): "
