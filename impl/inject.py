@@ -71,7 +71,9 @@ def sublayer_sites(
         if chosen is not None:
             bad = [i for i in chosen if not 0 <= i < n_blocks]
             if bad:
-                raise ValueError(f"{stack_name} has blocks 0..{n_blocks - 1}; got {bad}")
+                raise ValueError(
+                    f"{stack_name} has blocks 0..{n_blocks - 1}; got {bad}: choose blocks among 0..{n_blocks - 1}"
+                )
         for index, block in enumerate(stack.block):
             if chosen is not None and index not in chosen:
                 continue

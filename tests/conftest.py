@@ -19,7 +19,9 @@ import pytest
 from harness.invariants import CheckContext
 from harness.invariants.profiles import load_profile
 from harness.model.checked import load_spec
-from harness.spec.loader import load_model_file, spec_files
+from harness.spec.loader import spec_files
+from harness.spec.model_choice import load_model_file
+from harness.spec.model_files import ModelFile, T5Architecture
 
 load_profile("dev")  # HYPOTHESIS_PROFILE=ci (tox) selects the deterministic profile
 
@@ -46,16 +48,34 @@ def tiny_model_file():
     return load_model_file(SPEC_DIR / "models" / "t5_tiny.yaml")
 
 
+# The T5 families every invariant runs on: a spec's check model (T5 v1.0) as it is, and changed into
+# T5 v1.1 / Flan-T5 (gated-GELU feed-forward, untied lm_head) and into mT5 (transformers' MT5 classes).
+FAMILIES = {
+    "t5_v1_0": {},
+    "t5_v1_1": {"feed_forward_proj": "gated-gelu", "tie_word_embeddings": False},
+    "mt5": {"model_type": "mt5", "feed_forward_proj": "gated-gelu", "tie_word_embeddings": False},
+}
+
+
+def in_family(model_file: ModelFile, family: str) -> ModelFile:
+    """The model file's sizes in another T5 family (the same file for t5_v1_0)."""
+    if not FAMILIES[family]:
+        return model_file
+    architecture = T5Architecture.model_validate({**model_file.architecture.model_dump(), **FAMILIES[family]})
+    return model_file.model_copy(update={"name": f"{model_file.name}_{family}", "architecture": architecture})
+
+
 @pytest.fixture(scope="session")
 def check_context():
-    """check_context(name) -> a CheckContext for spec/<name>.yaml on its check model (cached per spec)."""
+    """check_context(name, family) -> a CheckContext for spec/<name>.yaml on its check model in that T5
+    family (default T5 v1.0, the spec's own), cached per spec and family."""
     cache = {}
 
-    def make(name: str) -> CheckContext:
-        if name not in cache:
+    def make(name: str, family: str = "t5_v1_0") -> CheckContext:
+        if (name, family) not in cache:
             loaded = load_spec(SPEC_DIR / f"{name}.yaml")
-            cache[name] = CheckContext(loaded, loaded.check_model_file)
-        return cache[name]
+            cache[name, family] = CheckContext(loaded, in_family(loaded.check_model_file, family))
+        return cache[name, family]
 
     return make
 

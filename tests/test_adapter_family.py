@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from harness.model.backbone import build_t5
 from harness.model.build import build_method_model
-from harness.spec.loader import load_model_file
+from harness.spec.model_choice import load_model_file
 from harness.spec.model_files import ModelFile, T5Architecture
 from impl.inject import set_trainable
 from impl.layers.bottleneck import BottleneckAdapter

@@ -22,6 +22,7 @@ import yaml
 
 from harness.cli import EXIT_BAD_INPUT, main
 from harness.data.toy import toy_rows
+from harness.spec.model_choice import load_model_file
 from tests.conftest import SPEC_DIR
 
 SPEC = SPEC_DIR / "compacter_pp.yaml"
@@ -234,10 +235,10 @@ SPEC_CASES = [
     # invariants
     SpecCase("invariant misspelt", setting("invariants.trainable", None), "invariants.trainable",
              "unknown invariant; did you mean 'trainable_set'?"),
-    SpecCase("infinite tolerance", replacing("max_abs_diff: 1.0e-4", "max_abs_diff: .inf"),
-             "invariants.near_identity_at_init.max_abs_diff", "finite number"),
+    SpecCase("infinite tolerance", replacing("max_relative_diff: 1.0e-5", "max_relative_diff: .inf"),
+             "invariants.near_identity_at_init.max_relative_diff", "finite number"),
     SpecCase("tolerance left out", setting("invariants.near_identity_at_init", None),
-             "invariants.near_identity_at_init.max_abs_diff", "required key is missing"),
+             "invariants.near_identity_at_init.max_relative_diff", "required key is missing"),
     SpecCase("KS alpha above 1", setting("invariants.init_distribution", {"alpha": 1.5}),
              "invariants.init_distribution.alpha", "less than 1"),
     SpecCase("placement sub-layer unknown", setting("invariants.placement", {"sublayers": ["middle"]}),
@@ -511,7 +512,8 @@ CLI_CASES = [
     CliCase("no command", (), f"{PROG}: the following arguments are required: COMMAND"),
     CliCase("unknown command", ("trian",), f"{PROG}: argument COMMAND: invalid choice: 'trian' (choose from"),
     CliCase("unknown option", ("validate", "--strict"), f"{PROG}: unrecognized arguments: --strict"),
-    CliCase("budget without a spec", ("budget",), f"{PROG} budget: the following arguments are required: SPEC"),
+    CliCase("budget without a spec", ("budget",), "budget: pass a SPEC, or --all for every spec"),
+    CliCase("budget a spec and --all", ("budget", "{spec}", "--all"), "{spec}: --all counts every spec of --spec-dir"),
     CliCase("show without a spec", ("show", "--json"), f"{PROG} show: the following arguments are required: SPEC"),
     CliCase("--epochs a word", (*RUN, "--epochs", "three"), f"{PROG} run: argument --epochs: invalid int value"),
     CliCase("--seeds a word", (*RUN, "--seeds", "1", "x"), f"{PROG} run: argument --seeds: invalid int value: 'x'"),
@@ -539,11 +541,32 @@ CLI_CASES = [
     CliCase("--deepspeed name unknown", ("run", "{spec}", "--deepspeed", "zero9", "--output-dir", "{tmp}/o"),
             f"{SPEC_DIR / 'deepspeed' / 'zero9.json'}: --deepspeed: no such config (known: zero1, zero2, none, or a"),
     CliCase("--model file unknown", (*RUN, "--model", "t5_huge"),
-            "{spec}: --model: no model file"),
+            "{spec}: --model: 't5_huge' is no local folder, and as a hub id is not in the local Hugging Face cache"),
+    CliCase("--model an uncached hub id", (*RUN, "--model", "google/flan-t5-xxl"),
+            "{spec}: --model: 'google/flan-t5-xxl' is no local folder, and as a hub id is not in the local"),
+    CliCase("--model a file", ("budget", "{spec}", "--model", "{tmp}/afile"),
+            "{spec}: --model: '{tmp}/afile' is a file, not a folder holding config.json"),
+    CliCase("--model a missing folder", ("budget", "{spec}", "--model", "{tmp}/nowhere"),
+            "{spec}: --model: '{tmp}/nowhere' is no model file, folder or valid hub id"),
+    CliCase("--model an empty folder", ("budget", "{spec}", "--model", "{tmp}/empty"),
+            "{tmp}/empty: --model: the folder holds no config.json"),
+    CliCase("--model a config of keys only", ("budget", "{spec}", "--model", "{tmp}/keys_only"),
+            "{tmp}/keys_only/config.json: vocab_size, d_model, d_kv, d_ff, num_layers, num_heads: required keys are"),
+    CliCase("--model not a T5", ("budget", "{spec}", "--model", "{tmp}/bart"),
+            "{tmp}/bart/config.json: model_type: 'bart' is not a T5-family model"),
+    CliCase("--model invalid JSON", ("budget", "{spec}", "--model", "{tmp}/broken"),
+            "{tmp}/broken/config.json: line 1, column 2: invalid JSON"),
+    CliCase("--model a bad value", ("budget", "{spec}", "--model", "{tmp}/bad_value"),
+            "{tmp}/bad_value/config.json: d_model: Input should be greater than 0"),
     CliCase("paper --model an empty folder", (*RUN, "--profile", "paper", "--model", "{tmp}/empty", "--data-dir",
                                               "{tmp}"),
+            "{tmp}/empty: --model: the folder holds no config.json"),
+    CliCase("paper --pretrained lacking files", (*RUN, "--profile", "paper", "--pretrained", "{tmp}/empty",
+                                                 "--data-dir", "{tmp}"),
             "{tmp}/empty: --model: the folder lacks config.json, the weights (model.safetensors) and the tokenizer "
             "(tokenizer.json or spiece.model)"),
+    CliCase("smoke --pretrained", (*RUN, "--pretrained", "{tmp}/config_only"),
+            "--pretrained: the smoke profile builds a random model"),
     CliCase("paper --model a config only", (*RUN, "--profile", "paper", "--model", "{tmp}/config_only",
                                             "--data-dir", "{tmp}"),
             "{tmp}/config_only: --model: the folder lacks the weights (model.safetensors) and the tokenizer"),
@@ -558,9 +581,21 @@ CLI_CASES = [
     CliCase("--spec-dir missing", ("validate", "--spec-dir", "{tmp}/specs"), "{tmp}/specs: (top level): no such spec"),
     CliCase("ls --spec-dir a file", ("ls", "--spec-dir", "{tmp}/afile"), "{tmp}/afile: (top level): no such spec"),
     CliCase("budget --model unknown", ("budget", "{spec}", "--model", "t5_huge"),
-            "{spec}: --model: no model file"),
+            "{spec}: --model: 't5_huge' is no local folder"),
+    CliCase("budget --all --model unknown", ("budget", "--all", "--model", "t5_huge"),
+            f"{SPEC_DIR}: --model: 't5_huge' is no local folder"),
+    CliCase("ls --model unknown", ("ls", "--model", "t5_huge"), f"{SPEC_DIR}: --model: 't5_huge' is no local folder"),
+    CliCase("show --model unknown", ("show", "{spec}", "--model", "t5_huge"),
+            "{spec}: --model: 't5_huge' is no local folder"),
     CliCase("check --model unknown", ("check", "{spec}", "--model", "t5_tinyy"),
-            "{spec}: --model: no model file"),
+            "{spec}: --model: 't5_tinyy' is no local folder"),
+    CliCase("budget --model where n cannot divide", ("budget", "{phm}", "--model", "t5_small"),
+            "{phm}: method.args.n: 12 must divide d_model=512 and the bottleneck d=16 (d_model / reduction_factor); "
+            "the n that divide both: 1, 2, 4, 8, 16 (model t5_small); set another value in the spec or with --set "
+            "method.args.n=VALUE"),
+    CliCase("budget --model without AdapterDrop's blocks", ("budget", "{drop}", "--model", "flan_t5_small"),
+            "{drop}: method.args.encoder_blocks: encoder has blocks 0..7; got [8, 9, 10, 11]: choose blocks among "
+            "0..7 (model flan_t5_small); set another value"),
     CliCase("check --recipe --only unknown", ("check", "{spec}", "--recipe", "--only", "warmup"),
             "{spec}: --only: warmup not among the recipe invariants"),
     CliCase("data of an unknown task", ("data", "rtee", "--toy"), "rtee: unknown task 'rtee'; did you mean 'rte'?"),
@@ -581,9 +616,19 @@ CLI_CASES = [
 def test_a_misused_command_line_is_one_line(tmp_path, capsys, case):
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "empty").mkdir()
-    (tmp_path / "config_only").mkdir()
-    (tmp_path / "config_only" / "config.json").write_text(json.dumps({"model_type": "t5"}))
-    argv = [arg.format(tmp=tmp_path, spec=SPEC) for arg in case.argv]
+    tiny = {"model_type": "t5", **load_model_file(SPEC.parent / "models" / "t5_tiny.yaml").architecture.model_dump()}
+    configs = {
+        "config_only": tiny, "keys_only": {"model_type": "t5"}, "bart": {**tiny, "model_type": "bart"},
+        "bad_value": {**tiny, "d_model": 0},
+    }  # fmt: skip
+    for folder, config in configs.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text(json.dumps(config))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    names = {"tmp": tmp_path, "spec": SPEC, "phm": SPEC.parent / "phm_adapter.yaml",
+             "drop": SPEC.parent / "adapter_drop.yaml"}  # fmt: skip
+    argv = [arg.format(**names) for arg in case.argv]
     line = one_line(capsys, *argv)
-    assert line.startswith(case.expected.format(tmp=tmp_path, spec=SPEC)), line
+    assert line.startswith(case.expected.format(**names)), line
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()

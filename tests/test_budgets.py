@@ -13,7 +13,7 @@ import pytest
 from harness.model.budget import count_budget, percent_matches
 from harness.model.build import build_method_model
 from harness.model.checked import load_spec
-from harness.spec.loader import load_model_file
+from harness.spec.model_choice import load_model_file
 from tests.conftest import SPEC_DIR
 
 

@@ -109,7 +109,8 @@ def test_a_result_without_recorded_recipes_cannot_claim_comparability():
 
 def paper_context(tmp_path: Path, **options) -> RunContext:
     loaded = load_spec(ADAPTER, overrides=options.get("overrides", []))
-    ctx = RunContext(loaded, PROFILES["paper"], RunOptions(profile="paper", **options), tmp_path, None, "cpu", False)
+    paper = RunOptions(profile="paper", **options)
+    ctx = RunContext(loaded, loaded.model_file, PROFILES["paper"], paper, tmp_path, None, "cpu", False)
     ctx.base_model = build_t5(loaded.model_file, device="meta")
     return ctx
 
@@ -146,7 +147,7 @@ def test_a_paper_run_changed_on_the_command_line_is_not_comparable(tmp_path):
 
 def test_the_smoke_profile_says_why_and_lists_its_changes(tmp_path):
     loaded = load_spec(ADAPTER)
-    ctx = RunContext(loaded, PROFILES["smoke"], RunOptions(), tmp_path, None, "cpu", False)
+    ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], RunOptions(), tmp_path, None, "cpu", False)
     reasons, found = comparability(ctx, {"rte": [run_entry(ctx, "rte")]})
     assert reasons[0].startswith("smoke profile")
     assert "rte: training.batch_size 16 (paper 100)" in found and "rte: epochs 10 (paper 20)" in found

@@ -9,7 +9,7 @@ import torch
 from harness.invariants.context import train_steps
 from harness.model.backbone import build_t5
 from harness.model.build import build_method_model
-from harness.spec.loader import load_model_file
+from harness.spec.model_choice import load_model_file
 from impl.registry import MethodArgumentError, apply_method
 from tests.conftest import SPEC_DIR
 

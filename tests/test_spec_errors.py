@@ -277,16 +277,16 @@ def test_unknown_invariant_did_you_mean(spec_copy, capsys):
 
 
 def test_invariant_option_out_of_range(spec_copy, capsys):
-    mutate = setter("invariants", "near_identity_at_init", value={"max_abs_diff": -1})
+    mutate = setter("invariants", "near_identity_at_init", value={"max_relative_diff": -1})
     path = write_spec(spec_copy, "negative_tolerance", mutate)
     matches = validate_one(capsys, path)
     assert len(matches) == 1
-    assert "greater than 0" in the_error(matches, path, "invariants.near_identity_at_init.max_abs_diff")["message"]
+    assert "greater than 0" in the_error(matches, path, "invariants.near_identity_at_init.max_relative_diff")["message"]
 
 
 @pytest.mark.parametrize(
     ("invariant", "options"),
-    [("near_identity_at_init", {"max_abs_diff": 1.0e-4, "tolerance": 1}), ("budget", {"tolerance": 1})],
+    [("near_identity_at_init", {"max_relative_diff": 1.0e-5, "tolerance": 1}), ("budget", {"tolerance": 1})],
 )
 def test_invariant_unknown_option(spec_copy, capsys, invariant, options):
     path = write_spec(spec_copy, "unknown_option", setter("invariants", invariant, value=options))

@@ -7,8 +7,9 @@ import yaml
 
 from harness.invariants import INVARIANTS, run_invariant
 from harness.model.checked import load_spec
+from harness.spec.model_choice import load_model_file
 from impl.registry import names as method_names
-from tests.conftest import SPEC_DIR, SPEC_FILES
+from tests.conftest import FAMILIES, SPEC_DIR, SPEC_FILES, in_family
 
 PAIRS = [(path.stem, name) for path in SPEC_FILES for name in load_spec(path, build=False).spec.invariants]
 
@@ -24,10 +25,19 @@ def test_spec_validates(path):
     assert loaded.spec.method.name in method_names()
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("spec_name, invariant", PAIRS, ids=[f"{s}-{i}" for s, i in PAIRS])
-def test_invariant_holds(check_context, spec_name, invariant):
-    result = run_invariant(invariant, check_context(spec_name))
+def test_invariant_holds(check_context, spec_name, invariant, family):
+    """Every invariant on the spec's check model, as T5 v1.0, as T5 v1.1 / Flan-T5 and as mT5."""
+    result = run_invariant(invariant, check_context(spec_name, family))
     assert result.ok, result.line()
+
+
+@pytest.mark.parametrize("family, bundled", [("t5_v1_1", "t5_tiny_v1_1"), ("mt5", "mt5_tiny")])
+def test_the_bundled_tiny_families_are_the_ones_the_invariants_run_on(family, bundled):
+    """`harness check --model t5_tiny_v1_1` (or mt5_tiny) checks what CI checks."""
+    tiny = load_model_file(SPEC_DIR / "models" / "t5_tiny.yaml")
+    assert load_model_file(SPEC_DIR / "models" / f"{bundled}.yaml").architecture == in_family(tiny, family).architecture
 
 
 def test_every_registered_method_has_its_spec():

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from harness.bench.worker import FLOOR, FULL, RESULT_PREFIX, Job
 from harness.model.checked import load_spec
-from harness.spec.loader import default_spec_dir, model_file_for
+from harness.spec.loader import default_spec_dir
+from harness.spec.model_choice import resolve_model
 
 REFERENCES = (FLOOR, FULL)
 # The contract of `bench --json` (tests/test_bench.py checks that every one is present).
@@ -147,15 +148,14 @@ def run_bench(specs: Sequence[Path], options: BenchOptions, log: Callable[[str],
         raise ValueError("--steps and --rounds must be ≥ 1 and --warmup ≥ 0")
     entries = entries_for(specs, options.model)
     spec_path = specs[0] if specs else default_spec_dir() / "full_finetune.yaml"
-    model_file = model_file_for(Path(spec_path), options.model, "--model")
-    model_path = Path(spec_path).resolve().parent / "models" / f"{options.model}.yaml"
+    model_file = resolve_model(Path(spec_path), options.model)
     load_before, started = os.getloadavg(), time.monotonic()
     results: dict[str, list[dict]] = {entry.name: [] for entry in entries}
     for r in range(options.rounds):
         order = entries[r % len(entries) :] + entries[: r % len(entries)]
         for entry in order:
             job = Job(
-                name=entry.name, spec=str(entry.spec) if entry.spec else None, model_file=str(model_path),
+                name=entry.name, spec=str(entry.spec) if entry.spec else None, model_file=model_file.model_dump(),
                 batch=options.batch, source_len=options.source_len, target_len=options.target_len,
                 steps=options.steps, warmup=options.warmup, device=options.device, precision=options.precision,
                 deepspeed=options.deepspeed, threads=options.threads,

@@ -32,7 +32,7 @@ class Job:
 
     name: str
     spec: str | None
-    model_file: str  # path of spec/models/<model>.yaml
+    model_file: dict  # the resolved `--model` (harness.spec.model_files.ModelFile as JSON)
     batch: int = 8
     source_len: int = 128
     target_len: int = 4
@@ -78,16 +78,16 @@ def build(job: Job):
     from harness.model.backbone import build_t5
     from harness.model.build import apply_to
     from harness.model.checked import load_spec
-    from harness.spec.loader import load_model_file
+    from harness.spec.model_files import ModelFile
     from impl.inject import set_trainable
 
-    model_file = load_model_file(Path(job.model_file))
+    model_file = ModelFile.model_validate(job.model_file)
     model = build_t5(model_file, device="cpu", seed=job.seed)
     lr, max_norm = 3e-4, 1.0
     if job.spec is None:
         set_trainable(model, FLOOR_TRAINABLE if job.name == FLOOR else ["*"])
     else:
-        loaded = load_spec(job.spec, model=model_file.name, build=False)
+        loaded = load_spec(job.spec, build=False)  # its method and recipe; the model is the job's
         apply_to(model, loaded.spec.method.name, loaded.resolved["method"]["args"], loaded.spec.trainable)
         lr, max_norm = loaded.spec.training.learning_rate, loaded.spec.training.max_grad_norm
     return model, lr, max_norm

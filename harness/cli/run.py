@@ -24,6 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_train_samples=args.max_train_samples,
         model=args.model,
+        pretrained=args.pretrained,
         data_dir=args.data_dir,
         output_dir=args.output_dir,
         epochs=args.epochs,
@@ -58,7 +59,17 @@ def add_parsers(sub) -> None:
     p.add_argument("--tasks", nargs="+", metavar="TASK", help="default: the profile's (smoke: rte) or the spec's")
     p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: the spec's training.seed")
     p.add_argument("--max-train-samples", type=int, metavar="N", help="low-resource: N training examples")
-    p.add_argument("--model", help="paper: hub name or local folder (default google-t5/t5-base); smoke: a model file")
+    p.add_argument(
+        "--model",
+        help="a model file, a local Hugging Face folder or a hub id (default: smoke, the "
+        "spec's check_model; paper, the spec's model)",
+    )
+    p.add_argument(
+        "--pretrained",
+        metavar="DIR_OR_HUB_ID",
+        help="paper: the weights and tokenizer of a model-file "
+        "--model (default: the file's `pretrained`, e.g. google-t5/t5-base)",
+    )
     p.add_argument("--data-dir", type=Path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
     p.add_argument("--output-dir", type=Path, help="default: runs/<spec>-<profile>")
     p.add_argument("--epochs", type=int, help="override the epochs of every task")

@@ -11,8 +11,8 @@ import yaml
 
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.errors import SpecError
-from harness.model.checked import load_spec, validate_paths
-from harness.spec.loader import default_spec_dir, model_file_for, spec_files
+from harness.model.checked import argument_error_line, load_spec, validate_paths
+from harness.spec.loader import default_spec_dir, spec_files
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -35,7 +35,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_budget(args: argparse.Namespace) -> int:
     from harness.model.budget import count_budget
 
-    loaded = load_spec(args.spec, model=args.model)
+    if args.all:
+        if args.spec is not None:
+            raise SpecError([f"{args.spec}: --all counts every spec of --spec-dir; pass SPEC or --all, not both"])
+        return print_budget_table(args.spec_dir, args.model, args.json)
+    if args.spec is None:
+        raise SpecError(["budget: pass a SPEC, or --all for every spec (`python -m harness budget --help`)"])
+    loaded = load_spec(args.spec, model=args.model, overrides=args.set or [])
     report = count_budget(loaded)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -55,14 +61,57 @@ def cmd_budget(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.ok is False else EXIT_OK
 
 
+def budgets_on(spec_dir: Path | None, model: str | None) -> dict[str, dict]:
+    """Every spec's budget on `model` (default: each spec's own), or the lines saying why it does not apply.
+
+    A `--model` that names nothing is reported once, as bad input, not once per spec.
+    """
+    from harness.model.budget import count_budget
+    from harness.spec.model_choice import resolve_model
+
+    paths = spec_files(spec_dir)
+    if not paths:
+        raise SpecError([f"{spec_dir or default_spec_dir()}: no spec files (*.yaml) found"])
+    if model is not None:
+        resolve_model(paths[0], model, where=f"{spec_dir or default_spec_dir()}: --model")
+    table = {}
+    for path in paths:
+        try:
+            table[path.stem] = count_budget(load_spec(path, model=model)).to_json()
+        except SpecError as error:
+            table[path.stem] = {"applies": False, "errors": error.errors}
+    return table
+
+
+def print_budget_table(spec_dir: Path | None, model: str | None, as_json: bool) -> int:
+    table = budgets_on(spec_dir, model)
+    if as_json:
+        print(json.dumps({"model": model, "specs": table}, indent=2))
+        return EXIT_OK
+    where = model or "each spec's own model"
+    print(f"budgets on {where}:")
+    for name, row in table.items():
+        print(f"  {name:<22} {budget_cell(row)}")
+    return EXIT_FAILED if any(row.get("ok") is False for row in table.values()) else EXIT_OK
+
+
+def budget_cell(row: dict) -> str:
+    """`161,728 trainable = 0.0726% of 222,882,048`, or `does not apply: <why>`."""
+    if row.get("applies") is False:
+        why = row["errors"][0].split(": ", 1)[-1]
+        return f"does not apply: {why}" + (f" (+{len(row['errors']) - 1} more)" if len(row["errors"]) > 1 else "")
+    mark = {True: "", False: "  DIFFERS from the spec", None: ""}[row["ok"]]
+    return f"{row['trainable_params']:>11,} trainable = {row['trainable_percent']:.4f}% of {row['base_params']:,}{mark}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.invariants import CheckContext, run_invariant
     from harness.invariants.profiles import load_profile
     from impl.registry import MethodArgumentError
 
     load_profile("check")
-    loaded = load_spec(args.spec)
-    check_model = model_file_for(loaded.path, args.model, "--model") if args.model else loaded.check_model_file
+    loaded = load_spec(args.spec, model=args.model, overrides=args.set or [])
+    check_model = loaded.model_file if args.model else loaded.check_model_file
     if args.recipe:
         from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
 
@@ -83,9 +132,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             result = runner(name, ctx)
         except MethodArgumentError as error:
-            raise SpecError(
-                [f"{loaded.path}: method.args.{error.argument}: {error.message} (model {check_model.name})"]
-            ) from None
+            raise SpecError([argument_error_line(loaded.path, error, f"model {check_model.name}")]) from None
         print(result.line(), flush=True)
         failed += not result.ok
     print(f"{len(names) - failed} passed, {failed} failed")
@@ -98,6 +145,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     if args.spec_dir is not None and not args.spec_dir.is_dir():
         raise SpecError([f"{args.spec_dir}: (top level): no such spec folder"])
+    if args.model is not None:  # one model: every spec's budget on it, or why it does not apply
+        return print_budget_table(args.spec_dir, args.model, args.json)
     specs = {}
     for path in spec_files(args.spec_dir):
         try:
@@ -144,12 +193,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    loaded = load_spec(args.spec, build=False)
+    loaded = load_spec(args.spec, model=args.model, build=args.model is not None)
+    shown = loaded.resolved
+    if args.model is not None:  # the model it would run on, resolved: name, family, weights, architecture
+        model = loaded.model_file
+        shown = {**shown, "model": model.name}
+        shown["model_architecture"] = {
+            "family": model.architecture.family, "pretrained": model.pretrained, "source": model.source,
+            **model.architecture.model_dump(),
+        }  # fmt: skip
     if args.json:
-        print(json.dumps(loaded.resolved, indent=2))
+        print(json.dumps(shown, indent=2))
     else:
-        print(yaml.safe_dump(loaded.resolved, sort_keys=False, allow_unicode=True, width=110), end="")
+        print(yaml.safe_dump(shown, sort_keys=False, allow_unicode=True, width=110), end="")
     return EXIT_OK
+
+
+MODEL_HELP = "a model file in spec/models/ (t5_base, flan_t5_base, ...), a local Hugging Face folder, or a hub id"
 
 
 def add_parsers(sub) -> None:
@@ -159,14 +219,18 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("budget", help="count trainable parameters on the meta device")
-    p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--model", default=None, help="a model file in spec/models/ (default: the spec's)")
+    p.add_argument("spec", type=Path, metavar="SPEC", nargs="?")
+    p.add_argument("--model", default=None, help=MODEL_HELP + " (default: the spec's)")
+    p.add_argument("--all", action="store_true", help="every spec of --spec-dir: its budget, or why it does not apply")
+    p.add_argument("--spec-dir", type=Path, default=None, help="with --all: folder of specs (default: spec/)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_budget)
 
     p = sub.add_parser("check", help="run the spec's invariants on a tiny T5")
     p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--model", default=None, help="model file to check on (default: the spec's check_model)")
+    p.add_argument("--model", default=None, help=MODEL_HELP + " to check on (default: the spec's check_model)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
     p.add_argument("--only", nargs="+", metavar="INVARIANT", help="run only these of the spec's invariants")
     p.add_argument(
         "--recipe", action="store_true", help="check the training run instead (batch, accumulation, schedule, ...)"
@@ -175,10 +239,12 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("ls", help="list methods, specs and invariants")
     p.add_argument("--spec-dir", type=Path, default=None)
+    p.add_argument("--model", default=None, help=MODEL_HELP + ": every spec's budget on it, or why it does not apply")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="print the resolved spec (defaults merged, method defaults filled in)")
     p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("--model", default=None, help=MODEL_HELP + ": show the spec on it, with its architecture")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_show)

@@ -33,11 +33,12 @@ from harness.invariants.layer_formula import method_modules, randomise
 from harness.invariants.registry import invariant
 from harness.spec.invariant_catalog import PlacementOptions
 
-SUBLAYER_CLASSES = {
-    "T5LayerSelfAttention": "self_attention",
-    "T5LayerCrossAttention": "cross_attention",
-    "T5LayerFF": "feed_forward",
-}
+SUBLAYER_CLASSES = {  # T5's sub-layer classes and mT5's copies of them (transformers' MT5 classes)
+    f"{family}{name}": kind
+    for family in ("T5", "MT5")
+    for name, kind in (("LayerSelfAttention", "self_attention"), ("LayerCrossAttention", "cross_attention"),
+                       ("LayerFF", "feed_forward"))
+}  # fmt: skip
 
 
 def expected_paths(model: torch.nn.Module, method: str, options: PlacementOptions) -> set[str]:

@@ -42,7 +42,7 @@ def check_built(
     try:
         built = build_method_model(spec.method.name, arguments, spec.trainable, model_file, device="meta")
     except MethodArgumentError as error:
-        return [f"{path}: method.args.{error.argument}: {error.message} ({key} {model_file.name})"]
+        return [argument_error_line(path, error, f"{key} {model_file.name}")]
     except GlobMatchesNothingError as error:
         return [f"{path}: trainable[{error.index}]: {error} of {key} {model_file.name} with this method"]
     names = [name for name, _ in built.model.named_parameters()]
@@ -51,6 +51,15 @@ def check_built(
         for index, rule in enumerate(spec.init)
         if not matching_names(names, [rule.params])
     ]
+
+
+def argument_error_line(path: Path, error, model: str) -> str:
+    """A method argument the model cannot take, with where to set another (`model` says which model)."""
+    argument = error.argument
+    return (
+        f"{path}: method.args.{argument}: {error.message} ({model}); set another value in the spec "
+        f"or with --set method.args.{argument}=VALUE"
+    )
 
 
 def validate_paths(paths: list[Path]) -> list[str]:

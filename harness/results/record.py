@@ -36,7 +36,7 @@ from pydantic import (
 from harness.errors import SpecError, did_you_mean
 from harness.model.budget import decimals, percent_matches
 from harness.results.comparability import differences
-from harness.spec.loader import pydantic_errors
+from harness.spec.reading import pydantic_errors
 from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS, Spec, TaskName
 
 FORMAT = "compacter-harness/results/v1"

@@ -1,6 +1,7 @@
 """Run profiles: where the model, the tokenizer and the data come from, and what the recipe becomes.
 
-- `paper`: t5-base by hub name or local path, the real GLUE/SuperGLUE (hub or `--data-dir`), the spec's
+- `paper`: the spec's model (t5-base) with pretrained weights (its hub id, `--pretrained`, or `--model` as a
+  folder or hub id), the real GLUE/SuperGLUE (hub or `--data-dir`), the spec's
   recipe unchanged. Offline, it fails at once and says how to pass local copies.
 - `smoke`: the spec's tiny check model (its `check_model`: `spec/models/t5_tiny.yaml`, or AdapterDrop's
   12 + 12 block `t5_tiny_deep.yaml`) with random weights, a tokenizer trained offline on the smoke data,
@@ -10,17 +11,18 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import SpecError
+from harness.model.backbone import missing_pretrained_files
+from harness.spec.model_choice import hub_is_offline
+from harness.spec.model_files import ModelFile
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    default_model: str  # hub name (paper) or model-file name (smoke)
     default_tasks: tuple[str, ...] | None  # None: the spec's tasks
     epochs: int | None  # None: the spec's epochs per task
     batch_size: int | None  # None: the spec's
@@ -31,10 +33,9 @@ class Profile:
     min_learning_rate: float | None = None  # smoke: raise a lower spec learning rate to this
 
 
-PAPER = Profile("paper", "google-t5/t5-base", None, None, None, None, None, None, None)
+PAPER = Profile("paper", None, None, None, None, None, None, None)
 SMOKE = Profile(
     "smoke",
-    default_model="t5_tiny",
     default_tasks=("rte",),
     epochs=10,  # 3 left the adapter family at chance on a random backbone; 10 lets every family learn
     batch_size=16,
@@ -49,24 +50,40 @@ SMOKE = Profile(
 PROFILES = {profile.name: profile for profile in (PAPER, SMOKE)}
 
 
-def hub_is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-
-
-def check_paper_sources(model: str, data_dir: Path | None) -> None:
-    """Offline, the paper profile needs local copies of t5-base and of the data: say so at once."""
-    if not hub_is_offline():
-        return
+def check_paper_sources(model_file: ModelFile, pretrained: str | None, data_dir: Path | None) -> None:
+    """The paper profile's weights (a folder, or a hub id the cache holds when offline) and data: say at once
+    what is missing."""
+    source = pretrained or model_file.pretrained
     problems = []
-    if not Path(model).is_dir():
+    if source is None:
+        problems.append(f"--pretrained: {model_file.name} names no pretrained weights; pass --pretrained "
+                        "with a local folder or a hub id")  # fmt: skip
+    elif Path(source).is_dir():
+        missing = missing_pretrained_files(Path(source))
+        if missing:
+            lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+            raise SpecError([f"{source}: --model: the folder lacks {lacks}; pass a folder written by save_pretrained"])
+    elif hub_is_offline() and not is_cached(source):
         problems.append(
-            f"--model: {model!r} is not a local folder and HF_HUB_OFFLINE=1 forbids the hub; pass "
-            "--model /path/to/t5-base (a folder with config.json, model.safetensors and the tokenizer files)"
+            f"--pretrained: {source!r} (the weights of {model_file.name}) is not a local folder nor in the local "
+            "Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub; pass --pretrained /path/to/checkpoint "
+            "(a folder with config.json, model.safetensors and the tokenizer files)"
         )
-    if data_dir is None:
+    if data_dir is None and hub_is_offline():
         problems.append(
             "--data-dir: no local data and HF_HUB_OFFLINE=1 forbids the hub; pass --data-dir DIR holding "
             "DIR/<task>/<split>.{parquet,jsonl,csv,tsv} with the hub's column names"
         )
     if problems:
         raise SpecError([f"paper profile: {p}" for p in problems])
+
+
+def is_cached(hub_id: str) -> bool:
+    """The local Hugging Face cache holds the hub model's config.json."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except HFValidationError:
+        return False

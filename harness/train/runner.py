@@ -10,7 +10,6 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import resource
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from harness.errors import SpecError
-from harness.model.checked import load_spec
+from harness.model.checked import argument_error_line, load_spec
 from harness.results.record import (
     FORMAT,
     BudgetInfo,
@@ -37,6 +36,8 @@ from harness.results.record import (
     with_regression,
 )
 from harness.spec.loader import LoadedSpec, override_key
+from harness.spec.model_choice import resolve_model
+from harness.spec.model_files import ModelFile
 from harness.train.batching import BatchPlan, steps_per_epoch
 from harness.train.devices import check_deepspeed_build, deepspeed_config, device_and_precision, is_main_process
 from harness.train.evaluation import EvaluationStopped
@@ -65,7 +66,8 @@ class RunOptions:
     tasks: list[str] | None = None
     seeds: list[int] | None = None
     max_train_samples: int | None = None
-    model: str | None = None
+    model: str | None = None  # `--model`: a model file, a local folder or a hub id (default: the profile's)
+    pretrained: str | None = None  # paper: where the model file's weights come from (default: its `pretrained`)
     data_dir: Path | None = None
     output_dir: Path | None = None
     epochs: int | None = None
@@ -83,6 +85,7 @@ class RunContext:
     """What every task run of one invocation shares."""
 
     loaded: LoadedSpec
+    model_file: ModelFile  # the architecture this run builds, counts and trains (`--model`, resolved)
     profile: Profile
     options: RunOptions
     output_dir: Path
@@ -97,34 +100,13 @@ class RunContext:
 
 
 def load_backbone(ctx: RunContext):
-    """The profile's backbone T5 and tokenizer, loaded once per invocation."""
-    from harness.model.backbone import build_t5, missing_pretrained_files
-    from harness.spec.loader import model_file_for
+    """The run's backbone (random for smoke, pretrained and fitted to the architecture for paper), loaded once."""
+    from harness.model.backbone import build_t5, load_pretrained
 
-    if ctx.base_model is not None:
-        return ctx.base_model, ctx.tokenizer
-    options, profile = ctx.options, ctx.profile
-    if profile.name == "smoke":
-        # a missing file: model_file_for raises, naming --model and the model files there
-        model_file = model_file_for(ctx.loaded.path, options.model or profile.default_model, "--model")
-        ctx.base_model = build_t5(model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
-    else:
-        from transformers import T5ForConditionalGeneration
-
-        from harness.data.tokenizer import load_tokenizer
-
-        source = options.model or profile.default_model
-        missing = missing_pretrained_files(Path(source)) if Path(source).is_dir() else []
-        if missing:
-            lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
-            raise SpecError([f"{source}: --model: the folder lacks {lacks}; pass a folder written by "
-                             "save_pretrained (a download of google-t5/t5-base)"])  # fmt: skip
-        try:
-            ctx.tokenizer = load_tokenizer(source)
-            ctx.base_model = T5ForConditionalGeneration.from_pretrained(source)
-        except (OSError, ValueError) as error:  # transformers' words for a folder or hub name it cannot load
-            raise SpecError([f"{source}: --model: cannot load it: {' '.join(str(error).split())}"]) from None
-        ctx.base_model.resize_token_embeddings(len(ctx.tokenizer))  # 32,100 as in the released code
+    if ctx.base_model is None and ctx.profile.name == "smoke":
+        ctx.base_model = build_t5(ctx.model_file, device="cpu", seed=ctx.loaded.spec.training.seed)
+    elif ctx.base_model is None:
+        ctx.base_model, ctx.tokenizer = load_pretrained(ctx.model_file, ctx.options.pretrained)
     return ctx.base_model, ctx.tokenizer
 
 
@@ -314,21 +296,13 @@ def peak_memory_bytes() -> int:
 
 def count_budget_of(ctx: RunContext) -> dict[str, Any]:
     """The trainable-parameter budget of the model this run trains, counted on the meta device."""
-    from transformers import T5ForConditionalGeneration
+    from harness.model.budget import count_budget
 
-    from harness.model.build import apply_to
-    from impl.inject import count_trainable
-
-    base, _ = load_backbone(ctx)
-    with torch.device("meta"):
-        probe = T5ForConditionalGeneration(base.config)
-    base_params = count_trainable(probe)[1]
-    apply_to(probe, ctx.loaded.spec.method.name, ctx.loaded.resolved["method"]["args"], ctx.loaded.spec.trainable)
-    trainable = count_trainable(probe)[0]
+    report = count_budget(ctx.loaded, ctx.model_file)
     return {
-        "trainable_params": trainable,
-        "base_params": base_params,
-        "trainable_percent": 100.0 * trainable / base_params,
+        "trainable_params": report.trainable_params,
+        "base_params": report.base_params,
+        "trainable_percent": report.trainable_percent,
         "published_percent": ctx.loaded.spec.budget.published_percent,
     }
 
@@ -360,10 +334,13 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
         raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
     profile = PROFILES[options.profile]
     loaded = load_spec(spec_path, overrides=options.overrides)
-    if profile.name == "smoke" and options.model is None:  # the spec's tiny model (AdapterDrop: 12 + 12 blocks)
-        options = dataclasses.replace(options, model=loaded.check_model_file.name)
+    # smoke: the spec's tiny check model (AdapterDrop: 12 + 12 blocks); paper: the spec's model
+    default_model = loaded.check_model_file.name if profile.name == "smoke" else loaded.spec.model
+    model_file = resolve_model(loaded.path, options.model or default_model)
     if profile.name == "paper":
-        check_paper_sources(options.model or profile.default_model, options.data_dir)
+        check_paper_sources(model_file, options.pretrained, options.data_dir)
+    elif options.pretrained is not None:
+        raise SpecError(["--pretrained: the smoke profile builds a random model; weights need --profile paper"])
     tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
     check_options(options, tasks)
     seeds = options.seeds or [loaded.spec.training.seed]
@@ -374,7 +351,7 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     if deepspeed is not None and not torch.cuda.is_available():
         check_deepspeed_build()
     device, bf16 = device_and_precision(loaded.spec.training.precision)
-    ctx = RunContext(loaded, profile, options, output_dir, deepspeed, device, bf16)
+    ctx = RunContext(loaded, model_file, profile, options, output_dir, deepspeed, device, bf16)
     # DeepSpeed needs a process group; a plain process uses one GPU, never DataParallel
     needs_group = deepspeed is not None or torch.cuda.device_count() > 1
     with single_process_group() if needs_group else contextlib.nullcontext():
@@ -390,11 +367,10 @@ def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[di
     try:
         budget = count_budget_of(ctx)
     except MethodArgumentError as error:
-        model = options.model or profile.default_model
-        raise SpecError([f"{loaded.path}: method.args.{error.argument}: {error.message} (model {model})"]) from error
+        raise SpecError([argument_error_line(loaded.path, error, f"model {ctx.model_file.name}")]) from error
     log.info(
         "%s on %s (%s profile): %s trainable = %.4f%% of %s; device %s, %s, %s",
-        loaded.spec.method.name, options.model or profile.default_model, profile.name,
+        loaded.spec.method.name, ctx.model_file.name, profile.name,
         f"{budget['trainable_params']:,}", budget["trainable_percent"], f"{budget['base_params']:,}", ctx.device,
         "bf16" if ctx.bf16 else "fp32",
         f"DeepSpeed ZeRO-{ctx.deepspeed['zero_optimization']['stage']}" if ctx.deepspeed else "no DeepSpeed",
@@ -411,6 +387,7 @@ def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[di
                 resumable_checkpoint(output_dir / task / f"seed{seed}")
     if profile.name == "smoke":
         smoke_tokenizer(ctx, list(data.values()))
+    load_backbone(ctx)  # a checkpoint that cannot load, or does not fit the architecture, fails here
     # Everything is known to start: only now is the output folder created (or the harness's own replaced).
     if not is_main_process():
         runs = {task: [run_one(ctx, data[task], task, seed) for seed in seeds] for task in tasks}
@@ -514,12 +491,11 @@ def comparability(ctx: RunContext, runs: dict[str, list[Run]]) -> tuple[list[str
     if ctx.profile.name != "paper":
         reasons.append(f"{ctx.profile.name} profile: a tiny random model on toy data")
     else:
-        config = ctx.base_model.config
-        expected = ctx.loaded.model_file.architecture
+        trained, expected = ctx.model_file.architecture, ctx.loaded.model_file.architecture
         differing = [
-            key
+            f"{key} ({getattr(trained, key)!r}, not {value!r})"
             for key, value in expected.model_dump().items()
-            if key not in ("dropout_rate",) and getattr(config, key, None) != value
+            if key != "dropout_rate" and getattr(trained, key) != value
         ]
         if differing:
             reasons.append(f"the model differs from {expected_name(ctx)} in {', '.join(differing)}")
@@ -540,7 +516,7 @@ def assemble(
     reasons, differences = comparability(ctx, runs)
     comparable, reason = not reasons, "; ".join(reasons) or None
     all_runs = [run for task_runs in runs.values() for run in task_runs]
-    source = ctx.options.model or ctx.profile.default_model
+    source = ctx.model_file.name
     results = Results(
         format=FORMAT,
         spec=EmbeddedSpec(

@@ -21,12 +21,19 @@ if TYPE_CHECKING:  # torch, transformers and the layers load when a model is bui
 Projection = Callable[[int, int], "nn.Module"]  # (in_features, out_features) -> module
 
 
+def divisors(value: int, low: int = 1, high: int | None = None) -> str:
+    """The divisors of `value` in [low, high], as `1, 2, 4` ("" when there are none)."""
+    return ", ".join(str(k) for k in range(low, (high or value) + 1) if value % k == 0)
+
+
 def bottleneck_size(model: nn.Module, reduction_factor: int) -> int:
     """d = d_model / reduction_factor, which must be a whole number."""
     d_model = model.config.d_model
     if reduction_factor < 1 or d_model % reduction_factor:
         raise MethodArgumentError(
-            "reduction_factor", f"{reduction_factor} must be a positive divisor of d_model={d_model}"
+            "reduction_factor",
+            f"{reduction_factor} must be a positive divisor of d_model={d_model} "
+            f"(the divisors from 8 to 64: {divisors(d_model, 8, 64) or 'none'})",
         )
     return d_model // reduction_factor
 

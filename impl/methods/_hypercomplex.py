@@ -6,10 +6,11 @@ Each adapter is `A(y) = y + U(gelu_new(D(y)))` with D: k → d and U: d → k bo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from impl.methods._bottleneck import attach_bottleneck_adapters, bottleneck_size
+from impl.methods._bottleneck import attach_bottleneck_adapters, bottleneck_size, divisors
 from impl.registry import MethodArgumentError
 
 if TYPE_CHECKING:  # torch and the PHM layers load when a model is built
@@ -43,7 +44,9 @@ def attach_phm_adapters(
     d = bottleneck_size(model, reduction_factor)
     if n < 1 or d_model % n or d % n:
         raise MethodArgumentError(
-            "n", f"{n} must divide d_model={d_model} and the bottleneck d={d} (d_model / reduction_factor)"
+            "n",
+            f"{n} must divide d_model={d_model} and the bottleneck d={d} (d_model / reduction_factor); "
+            f"the n that divide both: {divisors(math.gcd(d_model, d))}",
         )
     if rank is not None and rank < 1:
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
