@@ -131,7 +131,7 @@ def test_the_paper_profile_offline_fails_at_once_and_says_what_to_pass(tmp_path,
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code, _, err = run_cli(capsys, "--profile", "paper", "--output-dir", str(tmp_path / "paper"))
     assert code == EXIT_BAD_INPUT
-    assert "--model /path/to/t5-base" in err and "--data-dir DIR" in err and "Traceback" not in err
+    assert "--pretrained /path/to/t5-base (a folder" in err and "--data-dir DIR" in err and "Traceback" not in err
     assert not (tmp_path / "paper").exists()
 
 
@@ -164,11 +164,11 @@ def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp
     loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
     options = RunOptions(overrides=overrides)
-    ctx = RunContext(loaded, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
+    ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
     recipe, epochs = recipe_for(ctx, "rte")
     assert recipe.learning_rate == expected
     assert (recipe.batch_size, recipe.source_length, epochs) == (16, 48, 10)
-    paper = RunContext(loaded, PROFILES["paper"], options, tmp_path, None, "cpu", False)
+    paper = RunContext(loaded, loaded.model_file, PROFILES["paper"], options, tmp_path, None, "cpu", False)
     assert recipe_for(paper, "rte")[0].learning_rate == loaded.spec.training.learning_rate  # paper: unchanged
 
 
@@ -216,11 +216,12 @@ def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, fie
     from harness.train.runner import RunContext, RunOptions, recipe_for
 
     loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
-    ctx = RunContext(loaded, PROFILES["smoke"], RunOptions(overrides=overrides), tmp_path, None, "cpu", False)
+    options = RunOptions(overrides=overrides)
+    ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
     recipe, epochs = recipe_for(ctx, "sst2")  # sst2: not in the spec's per-task epochs
     assert (epochs if field == "epochs" else getattr(recipe, field)) == expected
-    untouched = RunContext(load_spec(SPEC_DIR / "adapter.yaml"), PROFILES["smoke"], RunOptions(), tmp_path, None,
-                           "cpu", False)  # fmt: skip
+    plain = load_spec(SPEC_DIR / "adapter.yaml")
+    untouched = RunContext(plain, plain.check_model_file, PROFILES["smoke"], RunOptions(), tmp_path, None, "cpu", False)
     assert recipe_for(untouched, "sst2")[0].batch_size == 16 and recipe_for(untouched, "sst2")[1] == 10
 
 

@@ -19,8 +19,9 @@ def cmd_data(args: argparse.Namespace) -> int:
         task = get_task(args.task)
     except ValueError as error:
         raise SpecError([f"{args.task}: {error}"]) from None
-    for option, value in (("--limit", args.limit), ("--train-size", args.train_size)):
-        if value is not None and value < (1 if option == "--train-size" else 0):
+    for option, value in (("--limit", args.limit), ("--train-size", args.train_size),
+                          ("--source-length", args.source_length)):  # fmt: skip
+        if value is not None and value < (0 if option == "--limit" else 1):
             raise SpecError([f"{option}: {value} is not a valid count"])
     data = load_task(
         task, args.data_dir, toy=args.toy, prefix_task_name=args.prefix_task_name, seed=args.seed,
@@ -28,6 +29,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     )  # fmt: skip
     examples = data.examples(args.split, args.limit)
     sizes = data.sizes()
+    lengths = token_lengths(args, data) if args.model else None
     protocol = {split: {"from": source, "rows": len(rows)} for split, (source, rows) in data.plan.items()}
     if args.json:
         report = {
@@ -35,6 +37,10 @@ def cmd_data(args: argparse.Namespace) -> int:
             "seed": args.seed, "prefix_task_name": args.prefix_task_name, "metrics": list(task.metrics),
             "examples": [{"source": e.source, "target": e.target, **e.extra} for e in examples],
         }  # fmt: skip
+        if lengths is not None:
+            report["tokens"] = lengths
+            for example, source, target in zip(report["examples"], *lengths["shown"], strict=True):
+                example.update(source_tokens=source, target_tokens=target)
         print(json.dumps(report, indent=2, default=list))
         return EXIT_OK
     print(f"{task.name} ({task.benchmark}) from {data.origin}, seed {args.seed}:")
@@ -43,8 +49,45 @@ def cmd_data(args: argparse.Namespace) -> int:
     if examples:
         print(f"{args.split}, first {len(examples)}:")
     for index, example in enumerate(examples):
-        print(f"[{index}] source: {example.source}\n    target: {example.target}")
+        counts = f" ({lengths['shown'][0][index]} tokens)" if lengths else ""
+        target_counts = f" ({lengths['shown'][1][index]} tokens)" if lengths else ""
+        print(f"[{index}] source{counts}: {example.source}\n    target{target_counts}: {example.target}")
+    if lengths is not None:
+        print(f"{lengths['model']} tokenizer ({lengths['tokenizer_size']:,} entries): sources longer than "
+              f"{lengths['source_length']} tokens, cut in training: "
+              + ", ".join(f"{split} {n:,}" for split, n in lengths["truncated"].items()))  # fmt: skip
     return EXIT_OK
+
+
+def token_lengths(args: argparse.Namespace, data) -> dict:
+    """The examples as `--model`'s tokenizer sees them: token counts (with </s>) of the shown examples, and
+    per split how many sources exceed `--source-length` (cut to it in training)."""
+    from harness.data.tokenizer import load_tokenizer
+    from harness.spec.loader import default_spec_dir
+    from harness.spec.model_choice import resolve_model
+
+    model = resolve_model(default_spec_dir() / "data", args.model, where="--model")
+    if model.pretrained is None:
+        raise SpecError([f"--model: {model.name} is a random architecture with no tokenizer; pass a folder, "
+                         "a hub id or a model file with `pretrained:`"])  # fmt: skip
+    try:
+        tokenizer = load_tokenizer(model.pretrained)
+    except (OSError, ValueError) as error:
+        why = " ".join(str(error).split())
+        raise SpecError([f"--model: cannot load the tokenizer of {model.pretrained}: {why}"]) from None
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
+
+    shown = data.examples(args.split, args.limit)
+    truncated = {
+        split: sum(n > args.source_length for n in count([e.source for e in data.examples(split)]))
+        for split in data.plan
+    }
+    return {
+        "model": model.name, "tokenizer_size": len(tokenizer), "source_length": args.source_length,
+        "truncated": truncated, "shown": [count([e.source for e in shown]), count([e.target for e in shown])],
+    }  # fmt: skip
 
 
 def add_parsers(sub) -> None:
@@ -58,5 +101,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--prefix-task-name", action="store_true", help="prepend the task name (the spec's flag)")
     p.add_argument("--mnli-split", choices=("paper", "released"), default="paper")
     p.add_argument("--seed", type=int, default=42, help="the data seed (default 42)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="tokenize with this model's tokenizer: a model file with "
+        "`pretrained:`, a local folder or a hub id; shows token counts and what is cut",
+    )
+    p.add_argument("--source-length", type=int, default=128, help="with --model: the recipe's source_length (128)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_data)

@@ -16,12 +16,13 @@ from harness.spec.schema import Spec
 def load_spec(
     path: str | Path, model: str | None = None, build: bool = True, overrides: list[str] | None = None
 ) -> LoadedSpec:
-    """`read_spec`, then (with `build`) the method built on the spec's model and on its check model."""
+    """`read_spec`, then (with `build`) the method built on the spec's model and on its check model, or only
+    on `model` when one is given (`--model`: a budget or check on it needs nothing of the others)."""
     loaded = read_spec(path, model=model, overrides=overrides)
     if build:
         arguments = loaded.resolved["method"]["args"]
         errors = check_built(loaded.path, loaded.spec, loaded.model_file, arguments)
-        if not errors and loaded.check_model_file != loaded.model_file:
+        if not errors and model is None and loaded.check_model_file != loaded.model_file:
             errors += check_built(loaded.path, loaded.spec, loaded.check_model_file, arguments, key="check_model")
         if errors:
             raise SpecError(errors)

@@ -61,7 +61,7 @@ def resolve_model(spec_path: Path, name: str, key: str = "--model", where: str |
     """The architecture `name` means; SpecError (one line starting `where`, default `SPEC: key`) when it
     means none. Model files are looked up beside `spec_path`."""
     where = where or f"{spec_path}: {key}"
-    candidate = models_dir(spec_path) / f"{name}.yaml"
+    candidate = models_dir(spec_path) / f"{name}.yaml"  # `name` may be a model file beside the spec
     if "/" not in name and candidate.is_file():
         return load_model_file(candidate)
     folder = Path(name).expanduser()

@@ -66,8 +66,8 @@ def check_paper_sources(model_file: ModelFile, pretrained: str | None, data_dir:
     elif hub_is_offline() and not is_cached(source):
         problems.append(
             f"--pretrained: {source!r} (the weights of {model_file.name}) is not a local folder nor in the local "
-            "Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub; pass --pretrained /path/to/checkpoint "
-            "(a folder with config.json, model.safetensors and the tokenizer files)"
+            f"Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub; pass --pretrained "
+            f"/path/to/{source.split('/')[-1]} (a folder with config.json, model.safetensors and the tokenizer files)"
         )
     if data_dir is None and hub_is_offline():
         problems.append(

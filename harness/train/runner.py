@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from harness.errors import SpecError
-from harness.model.checked import argument_error_line, load_spec
+from harness.model.checked import argument_error_line, check_built, load_spec
 from harness.results.record import (
     FORMAT,
     BudgetInfo,
@@ -333,10 +333,13 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     if options.profile not in PROFILES:
         raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
     profile = PROFILES[options.profile]
-    loaded = load_spec(spec_path, overrides=options.overrides)
+    loaded = load_spec(spec_path, overrides=options.overrides, build=False)
     # smoke: the spec's tiny check model (AdapterDrop: 12 + 12 blocks); paper: the spec's model
     default_model = loaded.check_model_file.name if profile.name == "smoke" else loaded.spec.model
     model_file = resolve_model(loaded.path, options.model or default_model)
+    errors = check_built(loaded.path, loaded.spec, model_file, loaded.resolved["method"]["args"])
+    if errors:  # the method on the model this run trains: an n that does not divide, a glob matching nothing
+        raise SpecError(errors)
     if profile.name == "paper":
         check_paper_sources(model_file, options.pretrained, options.data_dir)
     elif options.pretrained is not None:
