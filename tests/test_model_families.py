@@ -313,3 +313,43 @@ def test_data_shows_the_examples_as_a_models_tokenizer_sees_them(tmp_path, capsy
 def test_data_with_a_model_that_has_no_tokenizer_is_one_line(capsys):
     assert main(["data", "rte", "--toy", "--model", "t5_tiny"]) == 2
     assert capsys.readouterr().err.startswith("--model: t5_tiny is a random architecture with no tokenizer")
+
+
+def toy_data_dir(folder: Path) -> Path:
+    from harness.data.toy import toy_rows
+
+    (folder / "rte").mkdir(parents=True)
+    for split, n in (("train", 40), ("validation", 20)):
+        lines = [json.dumps(row) for row in toy_rows("rte", split, n)]
+        (folder / "rte" / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+SHORT = ["--tasks", "rte", "--epochs", "1", "--deepspeed", "none", "--set", "training.batch_size=10",
+         "--set", "training.warmup_steps=1", "--set", "training.generation_max_length=4"]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["--model DIR", "--model FILE --pretrained DIR"])
+def test_a_paper_run_trains_an_untied_checkpoint_as_it_is(tmp_path, capsys, how):
+    """The paper profile on a Flan-T5-like folder: counted, loaded untied (a larger vocabulary resized to the
+    model file's), trained, recorded as another model than the spec's."""
+    saved_checkpoint(tmp_path / "flan", "t5_tiny_v1_1", vocab_size=600 if "FILE" in how else 512)
+    model = ["--model", str(tmp_path / "flan")]
+    if "FILE" in how:
+        model = ["--model", "t5_tiny_v1_1", "--pretrained", str(tmp_path / "flan")]
+    out = tmp_path / "out"
+    argv = ["run", str(SPEC_DIR / "compacter_pp.yaml"), "--profile", "paper", *model, "--data-dir",
+            str(toy_data_dir(tmp_path / "data")), "--output-dir", str(out), *SHORT]  # fmt: skip
+    assert main(argv) == EXIT_OK  # trained; not compared with the paper (another model)
+    results = json.loads((out / "results.json").read_text())
+    tiny = model_file("t5_tiny_v1_1").architecture
+    assert results["model"]["source"] == model[1]
+    assert results["budget"]["base_params"] == t5_total(tiny)
+    assert "the model differs from t5_base in vocab_size (512, not 32100)" in results["not_comparable_reason"]
+    assert "tie_word_embeddings (False, not True)" in results["not_comparable_reason"]
+
+
+def test_check_on_another_family_keeps_the_budget_on_the_specs_model(capsys):
+    assert main(["check", str(SPEC_DIR / "bitfit.yaml"), "--model", "mt5_tiny", "--only", "budget", "placement"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("bitfit: 2 invariants on mt5_tiny") and "PASS budget" in out and "PASS placement" in out

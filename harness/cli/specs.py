@@ -110,8 +110,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     from impl.registry import MethodArgumentError
 
     load_profile("check")
-    loaded = load_spec(args.spec, model=args.model, overrides=args.set or [])
-    check_model = loaded.model_file if args.model else loaded.check_model_file
+    loaded = load_spec(args.spec, overrides=args.set or [], build=args.model is None)
+    check_model = loaded.check_model_file
+    if args.model:  # the invariants on another model; `budget` still counts on the spec's own
+        from harness.model.checked import check_built
+        from harness.spec.model_choice import resolve_model
+
+        check_model = resolve_model(loaded.path, args.model)
+        errors = check_built(loaded.path, loaded.spec, check_model, loaded.resolved["method"]["args"])
+        if errors:
+            raise SpecError(errors)
     if args.recipe:
         from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
 
