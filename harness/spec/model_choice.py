@@ -48,7 +48,8 @@ def load_model_file(path: Path) -> ModelFile:
 
 
 def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
-    """`models/<name>.yaml` beside the spec; SpecError naming `key` (the spec's `model`, or `--model`)."""
+    """`models/<name>.yaml` beside the spec; SpecError naming `key` (the spec's `model` or `check_model`,
+    which name model files only: a spec is data that validates offline)."""
     folder = models_dir(spec_path)
     candidate = folder / f"{name}.yaml"
     if not candidate.is_file():
@@ -59,7 +60,8 @@ def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
 
 def resolve_model(spec_path: Path, name: str, key: str = "--model", where: str | None = None) -> ModelFile:
     """The architecture `name` means; SpecError (one line starting `where`, default `SPEC: key`) when it
-    means none. Model files are looked up beside `spec_path`."""
+    means none. Model files are looked up beside `spec_path`; a model file's name wins over a folder of
+    the same name (`./t5_base` is the folder)."""
     where = where or f"{spec_path}: {key}"
     candidate = models_dir(spec_path) / f"{name}.yaml"  # `name` may be a model file beside the spec
     if "/" not in name and candidate.is_file():
