@@ -238,9 +238,6 @@ def saved_checkpoint(folder: Path, name: str, seed: int = 0, **architecture) -> 
     model = build_t5(changed, device="cpu", seed=seed)
     model.save_pretrained(folder)
     train_tokenizer(["a tiny corpus for a tiny tokenizer", "entailment not_entailment"], 300).save_pretrained(folder)
-    config = json.loads((folder / "tokenizer_config.json").read_text())  # a BPE model, not T5's unigram one:
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"  # loaded from tokenizer.json as it is
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
     return model
 
 
@@ -347,6 +344,13 @@ def test_a_paper_run_trains_an_untied_checkpoint_as_it_is(tmp_path, capsys, how)
     assert results["budget"]["base_params"] == t5_total(tiny)
     assert "the model differs from t5_base in vocab_size (512, not 32100)" in results["not_comparable_reason"]
     assert "tie_word_embeddings (False, not True)" in results["not_comparable_reason"]
+    import harness
+
+    loaded, _ = harness.load(out / "rte" / "seed42" / "best")  # the recorded checkpoint, resized and untied again
+    assert loaded.lm_head.weight is not loaded.shared.weight and loaded.shared.weight.shape == (512, 384)
+    assert json.loads((out / "rte" / "seed42" / "best" / "harness.json").read_text())["pretrained"] == str(
+        tmp_path / "flan"
+    )
 
 
 def test_check_on_another_family_keeps_the_budget_on_the_specs_model(capsys):

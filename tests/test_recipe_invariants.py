@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 import harness.invariants.recipe
 import harness.train.evaluation
@@ -225,3 +226,27 @@ def test_check_recipe_on_the_command_line(capsys):
     err = capsys.readouterr().err
     assert "--only: kron_sum not among the recipe invariants (accumulated_step, " in err and "Traceback" not in err
     assert Path(spec).is_file()
+
+
+def test_dropout_on_mt5_reaches_its_own_attention_class(monkeypatch):
+    """mT5's attention is a class of its own (MT5Attention): a set_dropout that knows only T5Attention leaves
+    it at the config's rate, and the invariant, which finds sites by what they hold, says so."""
+    from harness.invariants.recipe import run_recipe_invariant
+    from tests.conftest import in_family
+
+    loaded = load_spec(SPEC_DIR / "compacter_pp.yaml")
+    mt5 = RecipeContext(loaded, in_family(loaded.check_model_file, "mt5"))
+    assert run_recipe_invariant("dropout_rate", mt5).ok
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    def t5_only(model, rate):
+        model.config.dropout_rate = rate
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = rate
+            if isinstance(module, T5Attention):
+                module.dropout = rate
+
+    monkeypatch.setattr(harness.train.trainer, "set_dropout", t5_only)
+    result = run_recipe_invariant("dropout_rate", RecipeContext(loaded, in_family(loaded.check_model_file, "mt5")))
+    assert not result.ok and "sites differ" in result.message and "attention" in result.message

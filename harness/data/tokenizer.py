@@ -2,10 +2,12 @@
 
 The smoke tokenizer is a small BPE model trained in well under a second on the smoke data's text,
 with T5's special-token layout (<pad> = 0, </s> = 1, <unk> = 2) and T5's `</s>` appended to every
-sequence, wrapped as a transformers T5 tokenizer through `tokenizer_object=` (a `vocab_file=` argument
-would be ignored silently by transformers 5). BPE, not unigram: the `tokenizers` unigram trainer returns a
-different vocabulary from run to run on the same text, and a smoke run (and its resume test) must be
-reproducible.
+sequence, wrapped as a transformers `PreTrainedTokenizerFast` through `tokenizer_object=` (a `vocab_file=`
+argument would be ignored silently by transformers 5). Not as a `T5TokenizerFast`: saved, that one records
+`tokenizer_class: T5Tokenizer`, which `AutoTokenizer.from_pretrained` rebuilds as a unigram model and fails
+on the BPE vocabulary; the generic class reloads from `tokenizer.json` as it is. BPE, not unigram: the
+`tokenizers` unigram trainer returns a different vocabulary from run to run on the same text, and a smoke
+run (and its resume test) must be reproducible.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, T5TokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 SPECIALS = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5
 
@@ -31,9 +33,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos)]
     )
-    return T5TokenizerFast(
-        tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
 
 
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:

@@ -390,15 +390,15 @@ def lr_schedule(ctx: RecipeContext, options) -> str:
 
 
 def dropout_rates(model: nn.Module) -> list[tuple[str, float]]:
-    """Every dropout site of a T5: nn.Dropout modules and T5Attention's functional dropout on the weights."""
-    from transformers.models.t5.modeling_t5 import T5Attention
-
+    """Every dropout site of a T5-family model: nn.Dropout modules, and every module holding a float
+    `dropout` rate for a functional dropout (T5's and mT5's attention weights), found by what it holds,
+    not by class, so a family's attention class of its own is not missed."""
     sites = []
     for name, module in model.named_modules():
         if isinstance(module, nn.Dropout):
             sites.append((name, module.p))
-        if isinstance(module, T5Attention):
-            sites.append((f"{name}.dropout (attention weights)", float(module.dropout)))
+        elif isinstance(getattr(module, "dropout", None), float):
+            sites.append((f"{name}.dropout (functional, e.g. attention weights)", module.dropout))
     return sites
 
 
@@ -450,8 +450,8 @@ def generation_and_selection(ctx: RecipeContext, options) -> str:
     """Greedy generation to the recipe's length; a checkpoint every epoch; the best validation average is kept."""
     from safetensors.torch import load_file
 
+    from harness.model.record import ADAPTER_FILE
     from harness.train.evaluation import predict_all
-    from harness.train.trainer import ADAPTER_FILE
 
     recipe = ctx.recipe(batch_size=8, warmup_steps=0)
     echo = EchoModel()

@@ -22,6 +22,7 @@ import torch
 
 from harness.errors import SpecError
 from harness.model.checked import argument_error_line, check_built, load_spec
+from harness.model.record import ADAPTER_FILE, RECORD_FORMAT, CheckpointRecord, harness_version
 from harness.results.record import (
     FORMAT,
     BudgetInfo,
@@ -44,7 +45,6 @@ from harness.train.evaluation import EvaluationStopped
 from harness.train.output_dir import check_output_dir, held, prepare_output_dir
 from harness.train.profiles import PROFILES, Profile, check_paper_sources
 from harness.train.trainer import (
-    ADAPTER_FILE,
     Interrupted,
     NonFiniteLossError,
     TokenizedDataset,
@@ -149,6 +149,18 @@ def recipe_for(ctx: RunContext, task: str):
     return recipe, epochs
 
 
+def checkpoint_record(ctx: RunContext) -> CheckpointRecord:
+    """What every checkpoint of this run records beside its tensors, to be rebuilt by `harness.load`."""
+    spec, paper = ctx.loaded.spec, ctx.profile.name == "paper"
+    return CheckpointRecord(
+        format=RECORD_FORMAT, harness_version=harness_version(), method=spec.method.name,
+        arguments=ctx.loaded.resolved["method"]["args"], trainable=list(spec.trainable), spec=ctx.loaded.name,
+        spec_hash=spec_hash(ctx.loaded.resolved), model=ctx.model_file,
+        pretrained=(ctx.options.pretrained or ctx.model_file.pretrained) if paper else None,
+        random_seed=None if paper else spec.training.seed,  # smoke: the random backbone, drawn again from it
+    )  # fmt: skip
+
+
 def batch_plan(recipe) -> BatchPlan:
     """The recipe's global batch over this launch's processes and the recipe's accumulation steps."""
     return BatchPlan(recipe.batch_size, world_size(), recipe.gradient_accumulation_steps)
@@ -178,8 +190,9 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
     args = training_arguments(folder, recipe, plan, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
     eval_batch = recipe.batch_size // recipe.gradient_accumulation_steps  # the same batches at any world size
     trainer = make_trainer(
-        model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"]
-    )
+        model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"],
+        checkpoint_record(ctx),
+    )  # fmt: skip
     checkpoint = resumable_checkpoint(folder) if ctx.options.resume else None  # verified just before it is read
     log.info(
         "%s / seed %d: %d train, %d validation, %d test examples; %d epochs × %d steps; global batch %d = "

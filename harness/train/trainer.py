@@ -33,16 +33,17 @@ from transformers import (
     Seq2SeqTrainingArguments,
     TrainerCallback,
 )
+from transformers.models.mt5.modeling_mt5 import MT5Attention
 from transformers.models.t5.modeling_t5 import T5Attention
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from harness.errors import OutputDirError
+from harness.model.record import ADAPTER_FILE, CheckpointRecord, write_record
 from harness.train import checkpoint as files
 from harness.train.batching import BatchPlan, GlobalBatchSampler, Masked, steps_per_epoch, token_mean_loss
 from harness.train.evaluation import EvaluationStopped, predict_all
 from impl.state import load_trainable, save_trainable
 
-ADAPTER_FILE = "adapter.safetensors"
 logger = logging.getLogger(__name__)
 Scorer = Callable[[list[str]], dict[str, float]]
 
@@ -128,8 +129,12 @@ class HarnessTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer with the global-batch sampler, the token-mean loss, sharded generation, trainable-only
     checkpoints and a stop on a non-finite loss."""
 
-    def __init__(self, *args, batch_plan: BatchPlan, eval_batch_size: int, scorer: Scorer, **kwargs) -> None:
+    def __init__(
+        self, *args, batch_plan: BatchPlan, eval_batch_size: int, scorer: Scorer,
+        record: CheckpointRecord | None = None, **kwargs,
+    ) -> None:  # fmt: skip
         super().__init__(*args, compute_loss_func=token_mean_loss, **kwargs)
+        self.record = record  # written beside every checkpoint's tensors (harness.model.record) when given
         if self.args.world_size != batch_plan.world_size or self.args.gradient_accumulation_steps != (
             batch_plan.accumulation
         ):
@@ -272,6 +277,8 @@ class HarnessTrainer(Seq2SeqTrainer):
         if path.exists():  # the Trainer re-saves into the same checkpoint folder when it stops on a signal
             path.unlink()
         save_trainable(self.model, path, {"format": "pt"})  # with what the modules add (Intrinsic-SAID's seed)
+        if self.record is not None:
+            write_record(output_dir, self.record)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(str(output_dir))
 
@@ -300,7 +307,8 @@ def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list
 
 
 def set_dropout(model: nn.Module, rate: float) -> None:
-    """Every dropout of the model at `rate`: the config, each nn.Dropout, and T5Attention's functional one.
+    """Every dropout of the model at `rate`: the config, each nn.Dropout, and T5's (or mT5's) attention's
+    functional one.
 
     Setting `config.dropout_rate` alone changes nothing once the modules exist.
     """
@@ -308,7 +316,7 @@ def set_dropout(model: nn.Module, rate: float) -> None:
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = rate
-        if isinstance(module, T5Attention):
+        if isinstance(module, (T5Attention, MT5Attention)):
             module.dropout = rate  # a float: nn.functional.dropout(attention weights, p=self.dropout)
 
 
@@ -379,7 +387,15 @@ def training_arguments(
 
 
 def make_trainer(
-    model, tokenizer, args, plan: BatchPlan, eval_batch_size: int, train, validation, scorer: Scorer
+    model,
+    tokenizer,
+    args,
+    plan: BatchPlan,
+    eval_batch_size: int,
+    train,
+    validation,
+    scorer: Scorer,
+    record: CheckpointRecord | None = None,
 ) -> HarnessTrainer:
     # decoder_input_ids come from the labels (shifted right): the loss is computed from the logits alone
     collator = DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100, padding=True)
@@ -396,6 +412,7 @@ def make_trainer(
         batch_plan=plan,
         eval_batch_size=eval_batch_size,
         scorer=scorer,
+        record=record,
     )
 
 

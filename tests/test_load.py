@@ -1,0 +1,112 @@
+"""Self-describing checkpoints and `harness.load`: a smoke run's best checkpoint rebuilt from its record
+generates exactly the test predictions the run recorded; the README's Python example runs; bad records
+are one line each."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import harness
+from harness.cli import EXIT_OK, main
+from harness.errors import SpecError
+from harness.model.record import RECORD_FILE
+from tests.conftest import REPO, SPEC_DIR
+
+SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2", "--deepspeed", "none"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("load") / "out"
+    assert main(["run", str(SPEC_DIR / "compacter.yaml"), *SMALL, "--output-dir", str(output_dir)]) == EXIT_OK
+    return output_dir
+
+
+def test_every_checkpoint_records_what_it_was_trained_as(smoke_run):
+    best = smoke_run / "rte" / "seed42" / "best"
+    record = json.loads((best / RECORD_FILE).read_text())
+    results = json.loads((smoke_run / "results.json").read_text())
+    assert record["method"] == "compacter" and record["spec"] == "compacter"
+    assert record["arguments"] == results["spec"]["resolved"]["method"]["args"]
+    assert record["spec_hash"] == results["spec"]["hash"]
+    assert record["model"]["name"] == "t5_tiny" and record["pretrained"] is None
+    assert record["random_seed"] == results["spec"]["resolved"]["training"]["seed"]
+
+
+def test_the_loaded_best_checkpoint_generates_the_recorded_test_predictions(smoke_run):
+    """The rebuilt model (base drawn again from its seed, method applied, tensors loaded) is the trained one:
+    greedy generation on the test sources gives back, example for example, what the run wrote."""
+    folder = smoke_run / "rte" / "seed42"
+    model, tokenizer = harness.load(folder / "best")
+    rows = [json.loads(line) for line in (folder / "test_predictions.jsonl").read_text().splitlines()]
+    recipe = json.loads((smoke_run / "results.json").read_text())["tasks"]["rte"]["runs"][0]["recipe"]
+    batch = tokenizer([row["source"] for row in rows], max_length=recipe["source_length"], truncation=True,
+                      padding=True, return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        generated = model.generate(**batch, max_length=recipe["generation_max_length"])
+    predictions = [text.strip() for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+    assert predictions == [row["prediction"] for row in rows]
+    assert not model.training
+
+
+def test_the_readme_python_example_runs(smoke_run, capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- python-example[^>]*-->\n```python\n(.*?)```", readme, re.S).group(1)
+    assert "runs/compacter-smoke/rte/seed42/best" in block
+    exec(block.replace("runs/compacter-smoke", str(smoke_run)), {})
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("[") and printed.endswith("]")
+
+
+def broken_copy(smoke_run: Path, tmp_path: Path, **changes) -> Path:
+    import shutil
+
+    folder = tmp_path / "best"
+    shutil.copytree(smoke_run / "rte" / "seed42" / "best", folder)
+    record = json.loads((folder / RECORD_FILE).read_text())
+    for key, value in changes.items():
+        target, *path = key.split("__")
+        holder = record
+        for part in [target, *path][:-1]:
+            holder = holder[part]
+        holder[[target, *path][-1]] = value
+    (folder / RECORD_FILE).write_text(json.dumps(record))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"method": "compactor"}, "harness.json: method: unknown method 'compactor'"),
+        ({"arguments__n": 4.5}, "harness.json: arguments.n: Input should be a valid integer"),
+        ({"arguments__reduktion": 2}, "harness.json: arguments.reduktion: unknown key"),
+        ({"format": "something else"}, "harness.json: format: Input should be"),
+    ],
+)  # fmt: skip
+def test_a_bad_record_is_one_line(smoke_run, tmp_path, changes, expected):
+    folder = broken_copy(smoke_run, tmp_path, **changes)
+    with pytest.raises(SpecError) as raised:
+        harness.load(folder)
+    assert len(raised.value.errors) == 1 and expected in raised.value.errors[0], raised.value.errors
+
+
+def test_a_folder_without_a_record_is_refused(tmp_path):
+    with pytest.raises(SpecError) as raised:
+        harness.load(tmp_path)
+    assert raised.value.errors == [f"{tmp_path}: (top level): no harness.json: not a checkpoint the harness wrote"]
+
+
+def test_a_base_model_of_another_architecture_is_refused(smoke_run, tmp_path):
+    config = {"model_type": "t5", "vocab_size": 512, "d_model": 64, "d_kv": 16, "d_ff": 128, "num_layers": 2,
+              "num_heads": 2}  # fmt: skip
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SpecError) as raised:
+        harness.load(smoke_run / "rte" / "seed42" / "best", base_model=str(tmp_path / "other"))
+    assert "base_model: differs from the checkpoint's base t5_tiny" in raised.value.errors[0]
+    assert "d_model (64; recorded 384)" in raised.value.errors[0]
