@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import harness
+import harness.model.checked
 from harness.cli import EXIT_OK, main
 from harness.errors import SpecError
 from harness.model.record import RECORD_FILE
@@ -110,3 +111,44 @@ def test_a_base_model_of_another_architecture_is_refused(smoke_run, tmp_path):
         harness.load(smoke_run / "rte" / "seed42" / "best", base_model=str(tmp_path / "other"))
     assert "base_model: differs from the checkpoint's base t5_tiny" in raised.value.errors[0]
     assert "d_model (64; recorded 384)" in raised.value.errors[0]
+
+
+def test_eval_of_the_best_checkpoint_gives_back_the_runs_test_scores(smoke_run, tmp_path, capsys):
+    best = smoke_run / "rte" / "seed42" / "best"
+    out = tmp_path / "eval"
+    assert main(["eval", str(best), "--split", "test", "--json", "--output-dir", str(out)]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    run = json.loads((smoke_run / "results.json").read_text())["tasks"]["rte"]["runs"][0]
+    assert report["scores"] == run["test"] and report["task"] == "rte" and report["data"] == "learnable smoke data"
+    recorded = (smoke_run / "rte" / "seed42" / "test_predictions.jsonl").read_text()
+    assert (out / "predictions.jsonl").read_text() == recorded
+    assert json.loads((out / "eval.json").read_text()) == report
+    assert main(["eval", str(best), "--output-dir", str(out)]) == 2  # an earlier evaluation is never replaced
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_predict_generates_what_eval_predicted(smoke_run, tmp_path, capsys):
+    folder = smoke_run / "rte" / "seed42"
+    rows = [json.loads(line) for line in (folder / "test_predictions.jsonl").read_text().splitlines()]
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_text("\n".join(row["source"] for row in rows) + "\n")
+    assert main(["predict", str(folder / "best"), "--file", str(inputs)]) == EXIT_OK
+    assert capsys.readouterr().out.splitlines() == [row["prediction"] for row in rows]
+    assert main(["predict", str(folder / "best")]) == 2
+    assert capsys.readouterr().err.startswith("predict: pass --text TEXT")
+
+
+def test_report_to_and_logging_steps_reach_the_trainer_and_change_no_number():
+    from harness.train.batching import BatchPlan
+    from harness.train.trainer import training_arguments
+
+    recipe = harness.model.checked.load_spec(SPEC_DIR / "compacter.yaml").spec.training
+    plan = BatchPlan(recipe.batch_size, 1, recipe.gradient_accumulation_steps)
+    default = training_arguments(Path("o"), recipe, plan, 1, 42, None, False, True)
+    tracked = training_arguments(Path("o"), recipe, plan, 1, 42, None, False, True, report_to=["tensorboard"],
+                                 logging_steps=7)  # fmt: skip
+    assert (default.report_to, default.logging_strategy) == ([], "epoch")
+    assert (tracked.report_to, tracked.logging_strategy, tracked.logging_steps) == (["tensorboard"], "steps", 7)
+    same = {"learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "seed",
+            "max_grad_norm", "lr_scheduler_type", "num_train_epochs", "weight_decay"}  # fmt: skip
+    assert {k: getattr(default, k) for k in same} == {k: getattr(tracked, k) for k in same}

@@ -34,6 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         deepspeed=args.deepspeed,
         mnli_split=args.mnli_split,
         keep_checkpoints=args.keep_checkpoints,
+        report_to=args.report_to,
+        logging_steps=args.logging_steps,
     )
     try:
         if args.sweep:
@@ -80,6 +82,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--deepspeed", default="auto", help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json")
     p.add_argument("--mnli-split", choices=["paper", "released"], default="paper")
     p.add_argument("--keep-checkpoints", action="store_true", help="keep the per-epoch checkpoints")
+    p.add_argument("--report-to", choices=("none", "tensorboard", "wandb"), default="none",
+                   help="log the loss to TensorBoard or W&B as well (extras: tensorboard, wandb)")  # fmt: skip
+    p.add_argument(
+        "--logging-steps", type=int, metavar="N", help="log the loss every N steps (default: once per epoch)"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --output-dir")
     group.add_argument("--overwrite", action="store_true", help="replace an existing --output-dir")

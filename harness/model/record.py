@@ -29,6 +29,24 @@ ADAPTER_FILE = "adapter.safetensors"
 MAX_RECORD_BYTES = 10_000_000
 
 
+class DataRecord(BaseModel):
+    """Where the run's examples came from and how they were made, so `harness eval` can rebuild its splits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    task: str
+    origin: Literal["smoke", "files", "hub"]  # the smoke data, a --data-dir folder, or the hub
+    data_dir: str | None
+    prefix_task_name: bool
+    data_seed: int
+    mnli_split: Literal["paper", "released"]
+    max_train_samples: int | None
+    source_length: int  # sources cut to this many tokens
+    generation_max_length: int
+    eval_batch_size: int  # the batches evaluation generated in (padding within a batch changes nothing, but
+    # the same batches give the same floating-point sums)
+
+
 class CheckpointRecord(BaseModel):
     """`harness.json`: everything needed to rebuild the trained model but its tensors."""
 
@@ -44,6 +62,7 @@ class CheckpointRecord(BaseModel):
     model: ModelFile  # the base model's architecture (a model file, a folder's or a hub id's config)
     pretrained: str | None  # where its weights came from (a folder or hub id); None: random, from random_seed
     random_seed: int | None
+    data: DataRecord
 
 
 def harness_version() -> str:

@@ -10,6 +10,7 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import resource
 import shutil
@@ -22,7 +23,7 @@ import torch
 
 from harness.errors import SpecError
 from harness.model.checked import argument_error_line, check_built, load_spec
-from harness.model.record import ADAPTER_FILE, RECORD_FORMAT, CheckpointRecord, harness_version
+from harness.model.record import ADAPTER_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
 from harness.results.record import (
     FORMAT,
     BudgetInfo,
@@ -40,6 +41,7 @@ from harness.spec.loader import LoadedSpec, override_key
 from harness.spec.model_choice import resolve_model
 from harness.spec.model_files import ModelFile
 from harness.train.batching import BatchPlan, steps_per_epoch
+from harness.train.checkpoint_eval import write_predictions
 from harness.train.devices import check_deepspeed_build, deepspeed_config, device_and_precision, is_main_process
 from harness.train.evaluation import EvaluationStopped
 from harness.train.output_dir import check_output_dir, held, prepare_output_dir
@@ -77,6 +79,8 @@ class RunOptions:
     deepspeed: str = "auto"  # auto | none | zero1 | zero2 | a JSON file
     mnli_split: str = "paper"
     keep_checkpoints: bool = False
+    report_to: str = "none"  # none | tensorboard | wandb: where the Trainer logs the loss
+    logging_steps: int | None = None  # None: one mean loss per epoch
     check_only: bool = False  # every check of a run (spec, options, model, data), then stop: nothing written
 
 
@@ -149,15 +153,25 @@ def recipe_for(ctx: RunContext, task: str):
     return recipe, epochs
 
 
-def checkpoint_record(ctx: RunContext) -> CheckpointRecord:
-    """What every checkpoint of this run records beside its tensors, to be rebuilt by `harness.load`."""
-    spec, paper = ctx.loaded.spec, ctx.profile.name == "paper"
+def checkpoint_record(ctx: RunContext, task: str, recipe, eval_batch: int) -> CheckpointRecord:
+    """What every checkpoint of this run records beside its tensors, to be rebuilt by `harness.load` and
+    evaluated again by `harness eval`."""
+    spec, paper, options = ctx.loaded.spec, ctx.profile.name == "paper", ctx.options
+    origin = "files" if options.data_dir is not None else ("hub" if paper else "smoke")
+    data = DataRecord(
+        task=task, origin=origin, data_dir=str(options.data_dir) if options.data_dir else None,
+        prefix_task_name=spec.tasks.prefix_task_name, data_seed=spec.training.data_seed,
+        mnli_split=options.mnli_split, max_train_samples=options.max_train_samples,
+        source_length=recipe.source_length, generation_max_length=recipe.generation_max_length,
+        eval_batch_size=eval_batch,
+    )  # fmt: skip
     return CheckpointRecord(
         format=RECORD_FORMAT, harness_version=harness_version(), method=spec.method.name,
         arguments=ctx.loaded.resolved["method"]["args"], trainable=list(spec.trainable), spec=ctx.loaded.name,
         spec_hash=spec_hash(ctx.loaded.resolved), model=ctx.model_file,
         pretrained=(ctx.options.pretrained or ctx.model_file.pretrained) if paper else None,
         random_seed=None if paper else spec.training.seed,  # smoke: the random backbone, drawn again from it
+        data=data,
     )  # fmt: skip
 
 
@@ -187,11 +201,15 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
         name: metrics_function(task, [e.target for e in splits[name]], metric_inputs(task, splits[name]))
         for name in ("validation", "test")
     }
-    args = training_arguments(folder, recipe, plan, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu")
+    args = training_arguments(
+        folder, recipe, plan, epochs, seed, ctx.deepspeed, ctx.bf16, use_cpu=ctx.device == "cpu",
+        report_to=[] if ctx.options.report_to == "none" else [ctx.options.report_to],
+        logging_steps=ctx.options.logging_steps,
+    )  # fmt: skip
     eval_batch = recipe.batch_size // recipe.gradient_accumulation_steps  # the same batches at any world size
     trainer = make_trainer(
         model, tokenizer, args, plan, eval_batch, datasets["train"], datasets["validation"], scorers["validation"],
-        checkpoint_record(ctx),
+        checkpoint_record(ctx, task, recipe, eval_batch),
     )  # fmt: skip
     checkpoint = resumable_checkpoint(folder) if ctx.options.resume else None  # verified just before it is read
     log.info(
@@ -249,15 +267,6 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
             **plan.describe(),
         },
     )
-
-
-def write_predictions(path: Path, examples, predictions: list[str]) -> None:
-    """One JSON line per example: its source, target and the model's prediction, in the split's order."""
-    import json
-
-    with path.open("w", encoding="utf-8") as out:
-        for example, prediction in zip(examples, predictions, strict=True):
-            out.write(json.dumps({"source": example.source, "target": example.target, "prediction": prediction}) + "\n")
 
 
 BOOKKEEPING = {"runtime", "samples_per_second", "steps_per_second", "loss", "epoch", "model_preparation_time"}
@@ -421,9 +430,14 @@ def check_options(options: RunOptions, tasks: list[str]) -> None:
     from harness.spec.tasks import get_task
 
     errors = []
-    for option, value in (("--epochs", options.epochs), ("--max-train-samples", options.max_train_samples)):
+    counts = (("--epochs", options.epochs), ("--max-train-samples", options.max_train_samples),
+              ("--logging-steps", options.logging_steps))  # fmt: skip
+    for option, value in counts:
         if value is not None and value < 1:
             errors.append(f"{option}: {value} is not a valid count (at least 1)")
+    if options.report_to != "none" and importlib.util.find_spec(options.report_to) is None:
+        package = options.report_to
+        errors.append(f"--report-to {package}: the {package} package is not installed (pip install {package})")
     for task in tasks:
         try:
             get_task(task)

@@ -347,10 +347,14 @@ def training_arguments(
     bf16: bool,
     use_cpu: bool,
     max_steps: int = -1,
+    report_to: Sequence[str] = (),
+    logging_steps: int | None = None,
 ) -> Seq2SeqTrainingArguments:
     """The spec's recipe as Seq2SeqTrainingArguments (AdamW, warm-up then linear decay, clip, generation).
 
     The batch comes from the plan: `per_device × accumulation × world_size` = the recipe's global batch.
+    `report_to` (tensorboard, wandb) and `logging_steps` (default: one mean loss per epoch) only say where
+    and how often the loss is logged; nothing of the training changes.
     """
     return Seq2SeqTrainingArguments(
         output_dir=str(output_dir),
@@ -379,8 +383,9 @@ def training_arguments(
         fp16=False,
         use_cpu=use_cpu,
         deepspeed=deepspeed,
-        logging_strategy="epoch",  # one mean training loss per epoch, beside its validation scores
-        report_to=[],
+        logging_strategy="steps" if logging_steps else "epoch",  # default: one mean loss per epoch
+        logging_steps=logging_steps or 500,
+        report_to=list(report_to),
         ddp_broadcast_buffers=False,  # T5 has no running statistics; the methods' buffers are seeded constants
         disable_tqdm=False,
     )

@@ -1,0 +1,99 @@
+"""`harness eval` and `harness predict`: a saved checkpoint scored on a task's split, or run on new inputs.
+
+The checkpoint's record (`harness.model.record`) says how its run made its data (the smoke data, a
+`--data-dir` folder or the hub; the prefix, seed, MNLI split and training-set cut) and how it generated
+(source length, generation length, batches): `evaluate` rebuilds the same split and generates the same
+way, so on a run's `best/` with the run's own data it gives back the run's test scores exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SpecError
+from harness.model.record import CheckpointRecord, load_checkpoint, read_record
+from harness.train.evaluation import predict_all
+from harness.train.trainer import TokenizedDataset
+
+
+def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: bool):
+    """The task's splits as the checkpoint's run made them, or from `data_dir` / the toy data when given."""
+    from harness.data.protocol import load_task
+
+    made = record.data
+    if data_dir is None and not toy and made.origin == "smoke":
+        from harness.data.smoke import smoke_task
+
+        return smoke_task(task, made.prefix_task_name, made.data_seed, made.max_train_samples)
+    if data_dir is None and not toy and made.origin == "files":
+        data_dir = Path(made.data_dir)
+    return load_task(
+        task, data_dir, toy=toy, prefix_task_name=made.prefix_task_name, seed=made.data_seed,
+        mnli_split=made.mnli_split, train_size=made.max_train_samples,
+    )  # fmt: skip
+
+
+def device_of(name: str | None) -> str:
+    import torch
+
+    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate(
+    folder: Path,
+    task: str | None = None,
+    split: str = "test",
+    data_dir: Path | None = None,
+    toy: bool = False,
+    base_model: str | None = None,
+    device: str | None = None,
+) -> tuple[dict[str, Any], list, list[str]]:
+    """(report, examples, predictions): every metric of the task on `split`, generated as the run generated."""
+    from harness.data.metrics import compute
+    from harness.data.protocol import metric_inputs
+    from harness.spec.tasks import get_task
+
+    record = read_record(folder)
+    task = task or record.data.task
+    try:
+        get_task(task)
+    except ValueError as error:
+        raise SpecError([f"--tasks: {error}"]) from None
+    data = task_data(record, task, data_dir, toy)
+    examples = data.examples(split)
+    if not examples:
+        raise SpecError([f"{data.origin}: {task}: the {split} split is empty"])
+    model, tokenizer = load_checkpoint(folder, base_model)
+    model.to(device_of(device))
+    made = record.data
+    sources, targets = [e.source for e in examples], [e.target for e in examples]
+    dataset = TokenizedDataset(sources, targets, tokenizer, made.source_length)
+    predictions = predict_all(model, dataset, tokenizer, made.eval_batch_size, made.generation_max_length)
+    scores = compute(task, predictions, targets, **metric_inputs(task, examples))
+    report = {
+        "checkpoint": str(folder), "method": record.method, "spec": record.spec, "task": task, "split": split,
+        "data": data.origin, "examples": len(examples), "scores": scores,
+    }  # fmt: skip
+    return report, examples, predictions
+
+
+def write_predictions(path: Path, examples, predictions: list[str]) -> None:
+    """One JSON line per example: its source, target and the model's prediction, in the split's order."""
+    import json
+
+    with path.open("w", encoding="utf-8") as out:
+        for example, prediction in zip(examples, predictions, strict=True):
+            out.write(json.dumps({"source": example.source, "target": example.target, "prediction": prediction}) + "\n")
+
+
+def predict(
+    folder: Path, texts: list[str], base_model: str | None = None, max_length: int | None = None, device=None
+) -> list[str]:
+    """Greedy generations for `texts` (each as the model sees a source: `harness data TASK` shows the format)."""
+    record = read_record(folder)
+    model, tokenizer = load_checkpoint(folder, base_model)
+    model.to(device_of(device))
+    made = record.data
+    dataset = TokenizedDataset(texts, [""] * len(texts), tokenizer, made.source_length)
+    return predict_all(model, dataset, tokenizer, made.eval_batch_size, max_length or made.generation_max_length)
