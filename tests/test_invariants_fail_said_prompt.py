@@ -540,3 +540,25 @@ def test_prompt_extends_input_fails_when_no_mask_means_nothing_is_attended(check
         check_context("prompt_tuning_tokens"),
         r"called without an attention_mask, the output differs from an all-ones mask",
     )
+
+
+# --- merged_export ---------------------------------------------------------------------------------------------------
+
+
+def test_merged_export_fails_when_the_merge_forgets_the_offset(check_context, holds, monkeypatch):
+    """θ⁰ exported instead of θ⁰ + λP(z): a stock T5 that is the untrained base."""
+    import harness.model.export
+
+    assert_holds(holds, "intrinsic_said", "merged_export")
+    monkeypatch.setattr(harness.model.export, "merged_state", lambda model, method: {
+        name: p.detach().clone() for name, p in zip(model.intrinsic_said._names,
+                                                     model.intrinsic_said.base_parameters(), strict=True)})  # fmt: skip
+    assert_fails("merged_export", check_context("intrinsic_said"), r"merged model's logits differ")
+
+
+def test_merged_export_fails_when_training_moved_nothing(check_context, holds, monkeypatch):
+    import harness.invariants.merged_export
+
+    assert_holds(holds, "full_finetune", "merged_export")
+    monkeypatch.setattr(harness.invariants.merged_export, "train_steps", lambda *args, **kwargs: None)
+    assert_fails("merged_export", check_context("full_finetune"), r"^two training steps left the output unchanged")

@@ -152,3 +152,36 @@ def test_report_to_and_logging_steps_reach_the_trainer_and_change_no_number():
     same = {"learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps", "seed",
             "max_grad_norm", "lr_scheduler_type", "num_train_epochs", "weight_decay"}  # fmt: skip
     assert {k: getattr(default, k) for k in same} == {k: getattr(tracked, k) for k in same}
+
+
+def test_every_method_is_either_merged_or_refused_with_its_reason():
+    from harness.model.export import MERGEABLE, REFUSALS
+    from impl.registry import names
+
+    assert set(MERGEABLE) | set(REFUSALS) == set(names()) and not set(MERGEABLE) & set(REFUSALS)
+
+
+def test_export_refuses_a_method_that_does_not_fold_into_t5(smoke_run, tmp_path, capsys):
+    best = smoke_run / "rte" / "seed42" / "best"
+    assert main(["export", str(best), "--merged", str(tmp_path / "merged")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("export --merged: compacter cannot be merged: its adapters y + U(f(D(y))) are non-linear")
+    assert not (tmp_path / "merged").exists()
+
+
+def test_an_exported_intrinsic_said_generates_as_the_trained_checkpoint(tmp_path, capsys):
+    from transformers import T5ForConditionalGeneration
+
+    out = tmp_path / "said"
+    argv = ["run", str(SPEC_DIR / "intrinsic_said.yaml"), *SMALL, "--epochs", "1", "--output-dir", str(out)]
+    assert main(argv) == EXIT_OK
+    best = out / "rte" / "seed42" / "best"
+    assert main(["export", str(best), "--merged", str(tmp_path / "merged")]) == EXIT_OK
+    merged = T5ForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
+    model, tokenizer = harness.load(best)
+    batch = tokenizer(["rte premise: a cat sat. hypothesis: a cat sat."] * 2, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(merged(**batch, labels=batch["input_ids"]).logits,
+                           model(**batch, labels=batch["input_ids"]).logits)  # fmt: skip
+    assert not any("intrinsic_said" in name for name, _ in merged.named_parameters())
+    assert main(["export", str(best), "--merged", str(tmp_path / "merged")]) == 2  # never into a used folder

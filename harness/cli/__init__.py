@@ -1,4 +1,4 @@
-"""The command line: `python -m harness COMMAND …` (thirteen commands).
+"""The command line: `python -m harness COMMAND …` (fourteen commands).
 
 Each command's parser sits beside its handler: `specs`, `run`, `checkpoints`, `data`, `results`, `bench`.
 

@@ -1,4 +1,5 @@
-"""Commands on a saved checkpoint: `eval` (scores and predictions on a task's split), `predict` (generations)."""
+"""Commands on a saved checkpoint: `eval` (scores and predictions on a task's split), `predict` (generations),
+`export --merged` (a stock T5 folder, where the method folds into one)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """The checkpoint merged into a plain T5ForConditionalGeneration folder (full fine-tuning, Intrinsic-SAID)."""
+    from harness.model.export import export_merged
+
+    output = export_merged(args.checkpoint, args.merged, args.base_model)
+    print(f"{output}: the merged model (config, safetensors, tokenizer); load it with from_pretrained")
+    return EXIT_OK
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("eval", help="score a saved checkpoint on a task's split, with every example's prediction")
     p.add_argument(
@@ -84,3 +94,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda when available)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("export", help="merge a checkpoint into a stock T5 folder (full fine-tuning, Intrinsic-SAID)")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("--merged", type=Path, required=True, metavar="OUT", help="a new folder for the merged model")
+    p.add_argument("--base-model", default=None, help="another copy of the base model (folder or hub id)")
+    p.set_defaults(run=cmd_export)

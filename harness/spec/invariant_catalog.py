@@ -47,6 +47,10 @@ class NearIdentityOptions(Options):
     max_relative_diff: PositiveFloat
 
 
+class MergedExportOptions(Options):
+    max_relative_error: float = Field(1e-5, gt=0.0)  # the merged weights are computed once, not per forward
+
+
 class PlacementOptions(Options):
     sublayers: list[Literal["self_attention", "cross_attention", "feed_forward"]]
     encoder_blocks: list[int] | None = None  # None: every block
@@ -111,6 +115,11 @@ DECLARED: dict[str, Declared] = {
     "lambda_coupling": Declared(
         "Intrinsic-SAID: λ_i = 0 gives back exactly θ_i⁰ and only it, λ_i scales θ_i's offset; the unused last λ "
         "gets zero gradient."
+    ),
+    "merged_export": Declared(
+        "After training steps, the method merged into the stock T5 (save_pretrained, from_pretrained) holds none "
+        "of its modules and gives its logits.",
+        MergedExportOptions,
     ),
     "near_identity_at_init": Declared(
         "max |logits(adapted) − logits(base)| / max |logits(base)| ≤ the spec's tolerance at init, and ≠ 0 after "
