@@ -185,3 +185,14 @@ def test_an_exported_intrinsic_said_generates_as_the_trained_checkpoint(tmp_path
                            model(**batch, labels=batch["input_ids"]).logits)  # fmt: skip
     assert not any("intrinsic_said" in name for name, _ in merged.named_parameters())
     assert main(["export", str(best), "--merged", str(tmp_path / "merged")]) == 2  # never into a used folder
+
+
+def test_the_report_links_the_predictions_and_shows_wrong_ones(smoke_run):
+    report = (smoke_run / "report.md").read_text(encoding="utf-8")
+    assert "[test_predictions.jsonl](rte/seed42/test_predictions.jsonl)" in report
+    assert "[validation_predictions.jsonl](rte/seed42/validation_predictions.jsonl)" in report
+    rows = [json.loads(line) for line in (smoke_run / "rte/seed42/test_predictions.jsonl").read_text().splitlines()]
+    wrong = [row for row in rows if row["prediction"] != row["target"]]
+    assert f"{len(wrong)} wrong test prediction" in report
+    for row in wrong[:3]:
+        assert f"| {row['target']} | {row['prediction']} |" in report

@@ -249,7 +249,49 @@ def _run_section(item: LoadedResults, label: str, comparison, output_dir: Path) 
                 f"| {task} | mean | | {fmt_scores(result.validation_mean)} | {fmt_scores(result.test_mean)} "
                 "| | | | | | |"
             )
-    return [*lines, ""]
+    return [*lines, "", *_predictions_section(item, output_dir)]
+
+
+ERRORS_SHOWN = 3  # test examples the model got wrong, per task and seed
+
+
+def _predictions_section(item: LoadedResults, output_dir: Path) -> list[str]:
+    """Links to each run's predictions files and its first few wrong test predictions."""
+    lines = []
+    for task, result in item.results.tasks.items():
+        for one in result.runs:
+            folder = item.path.parent / task / f"seed{one.seed}"
+            files = [folder / f"{split}_predictions.jsonl" for split in ("test", "validation")]
+            links = ", ".join(f"[{f.name}]({_relative(f, output_dir)})" for f in files if f.is_file())
+            if not links:
+                continue
+            lines.append(f"**{task}, seed {one.seed}**: {links}")
+            wrong = _wrong_predictions(files[0])
+            if wrong is None:
+                lines += ["", f"(`{files[0].name}` is not readable JSON lines: no errors shown)", ""]
+                continue
+            if wrong:
+                lines += ["", "| source | target | prediction |", "|---|---|---|"]
+                lines += [f"| {_cell(r['source'][:160])} | {_cell(r['target'])} | {_cell(r['prediction'])} |"
+                          for r in wrong[:ERRORS_SHOWN]]  # fmt: skip
+            lines += ["", f"{len(wrong)} wrong test prediction{'s' if len(wrong) != 1 else ''}"
+                      + (f", the first {ERRORS_SHOWN} above" if len(wrong) > ERRORS_SHOWN else ""), ""]  # fmt: skip
+    return [*lines, ""] if lines else []
+
+
+def _wrong_predictions(path: Path) -> list[dict] | None:
+    """The rows whose prediction is not the target (None when the file is not the harness's JSON lines)."""
+    import json
+
+    if not path.is_file():
+        return []
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not all(isinstance(r, dict) and {"source", "target", "prediction"} <= r.keys() for r in rows):
+        return None
+    return [r for r in rows if str(r["prediction"]).strip() != str(r["target"]).strip()]
 
 
 def render_report(loaded: list[LoadedResults], output_dir: Path, plot: Path | None, message: str | None) -> str:
