@@ -176,6 +176,9 @@ def test_an_exported_intrinsic_said_generates_as_the_trained_checkpoint(tmp_path
     argv = ["run", str(SPEC_DIR / "intrinsic_said.yaml"), *SMALL, "--epochs", "1", "--output-dir", str(out)]
     assert main(argv) == EXIT_OK
     best = out / "rte" / "seed42" / "best"
+    record = json.loads((best / RECORD_FILE).read_text())
+    assert record["metadata"]["intrinsic_said.projection_seed"] == str(record["arguments"]["projection_seed"])
+    assert len(record["metadata"]["intrinsic_said.projection_fingerprint"]) > 0
     assert main(["export", str(best), "--merged", str(tmp_path / "merged")]) == EXIT_OK
     merged = T5ForConditionalGeneration.from_pretrained(tmp_path / "merged").eval()
     model, tokenizer = harness.load(best)

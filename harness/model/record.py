@@ -63,6 +63,7 @@ class CheckpointRecord(BaseModel):
     pretrained: str | None  # where its weights came from (a folder or hub id); None: random, from random_seed
     random_seed: int | None
     data: DataRecord
+    metadata: dict[str, str] = {}  # what the method's modules add (Intrinsic-SAID's projection seed, fingerprint)
 
 
 def harness_version() -> str:

@@ -42,7 +42,7 @@ from harness.model.record import ADAPTER_FILE, CheckpointRecord, write_record
 from harness.train import checkpoint as files
 from harness.train.batching import BatchPlan, GlobalBatchSampler, Masked, steps_per_epoch, token_mean_loss
 from harness.train.evaluation import EvaluationStopped, predict_all
-from impl.state import load_trainable, save_trainable
+from impl.state import load_trainable, module_metadata, save_trainable
 
 logger = logging.getLogger(__name__)
 Scorer = Callable[[list[str]], dict[str, float]]
@@ -278,7 +278,7 @@ class HarnessTrainer(Seq2SeqTrainer):
             path.unlink()
         save_trainable(self.model, path, {"format": "pt"})  # with what the modules add (Intrinsic-SAID's seed)
         if self.record is not None:
-            write_record(output_dir, self.record)
+            write_record(output_dir, self.record.model_copy(update={"metadata": module_metadata(self.model)}))
         if self.processing_class is not None:
             self.processing_class.save_pretrained(str(output_dir))
 
