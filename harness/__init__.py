@@ -12,7 +12,7 @@ from typing import Any
 
 def load(checkpoint_dir: str | Path, base_model: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) of a checkpoint folder a run wrote (`<task>/seed<k>/best`, or an epoch's), in eval
-    mode and ready for `model.generate`: the recorded base model (or `base_model`, a model file, folder or
+    mode and ready for `model.generate`: the recorded base model (or `base_model`, a local folder or
     hub id of the same architecture), the method applied with its recorded arguments, the trained tensors.
     Bad input raises `harness.errors.SpecError` with one line per problem."""
     from harness.model.record import load_checkpoint

@@ -109,8 +109,8 @@ def test_a_base_model_of_another_architecture_is_refused(smoke_run, tmp_path):
     (tmp_path / "other" / "config.json").write_text(json.dumps(config))
     with pytest.raises(SpecError) as raised:
         harness.load(smoke_run / "rte" / "seed42" / "best", base_model=str(tmp_path / "other"))
-    assert "base_model: differs from the checkpoint's base t5_tiny" in raised.value.errors[0]
-    assert "d_model (64; recorded 384)" in raised.value.errors[0]
+    assert raised.value.errors[0].startswith(f"{tmp_path / 'other'}: config.json: differs from t5_tiny in d_model")
+    assert "d_model (64; t5_tiny has 384)" in raised.value.errors[0]
 
 
 def test_eval_of_the_best_checkpoint_gives_back_the_runs_test_scores(smoke_run, tmp_path, capsys):

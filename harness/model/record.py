@@ -115,27 +115,15 @@ def read_record(folder: Path) -> CheckpointRecord:
     return record
 
 
-def base_model_of(record: CheckpointRecord, base_model: str | None, where: Path) -> tuple[nn.Module, Any]:
-    """(the base T5, its tokenizer or None): the recorded one, or `base_model` (a model file, folder or hub
-    id) when it has the recorded architecture."""
+def base_model_of(record: CheckpointRecord, base_model: str | None) -> nn.Module:
+    """The base T5: `base_model` (a folder or hub id, which must hold the recorded architecture), the
+    recorded pretrained weights, or the random backbone of a smoke run drawn again from its seed."""
     from harness.model.backbone import build_t5, load_pretrained
-    from harness.spec.model_choice import pretrained_architecture
 
-    if base_model is not None:
-        found = pretrained_architecture(base_model)
-        wanted = record.model.architecture
-        differing = [
-            f"{key} ({getattr(found, key)!r}; recorded {getattr(wanted, key)!r})"
-            for key in type(wanted).model_fields
-            if key not in ("dropout_rate", "vocab_size") and getattr(found, key) != getattr(wanted, key)
-        ]
-        if differing:
-            raise SpecError([f"{base_model}: base_model: differs from the checkpoint's base {record.model.name} "
-                             f"({where / RECORD_FILE}) in {', '.join(differing)}"])  # fmt: skip
-        return load_pretrained(record.model, base_model)
-    if record.pretrained is not None:
-        return load_pretrained(record.model, record.pretrained)
-    return build_t5(record.model, device="cpu", seed=record.random_seed), None
+    pretrained = base_model or record.pretrained
+    if pretrained is not None:
+        return load_pretrained(record.model, pretrained)[0]  # refused, naming the field, if it differs
+    return build_t5(record.model, device="cpu", seed=record.random_seed)
 
 
 def load_checkpoint(folder: str | Path, base_model: str | None = None) -> tuple[nn.Module, Any]:
@@ -150,7 +138,7 @@ def load_checkpoint(folder: str | Path, base_model: str | None = None) -> tuple[
 
     folder = Path(folder)
     record = read_record(folder)
-    model, _ = base_model_of(record, base_model, folder)
+    model = base_model_of(record, base_model)
     apply_to(model, record.method, record.arguments, record.trainable)
     try:
         load_trainable(model, folder / ADAPTER_FILE)
