@@ -21,11 +21,35 @@ from tests.conftest import REPO, SPEC_DIR
 SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2", "--deepspeed", "none"]
 
 
+TRAINED: dict = {}  # the model as the run left it (its best epoch restored), kept by the fixture
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
+    import harness.train.runner
+
     output_dir = tmp_path_factory.mktemp("load") / "out"
-    assert main(["run", str(SPEC_DIR / "compacter.yaml"), *SMALL, "--output-dir", str(output_dir)]) == EXIT_OK
+    original = harness.train.runner.make_trainer
+
+    def keeping(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        TRAINED["model"] = trainer.model
+        return trainer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(harness.train.runner, "make_trainer", keeping)
+        assert main(["run", str(SPEC_DIR / "compacter.yaml"), *SMALL, "--output-dir", str(output_dir)]) == EXIT_OK
     return output_dir
+
+
+def test_the_loaded_model_gives_the_trained_models_logits_bit_for_bit(smoke_run):
+    model, tokenizer = harness.load(smoke_run / "rte" / "seed42" / "best")
+    trained = TRAINED["model"].eval()
+    batch = tokenizer(["rte premise: a cat sat on the mat. hypothesis: a cat sat.", "sst2 sentence: fine"],
+                      padding=True, return_tensors="pt")  # fmt: skip
+    labels = tokenizer(["entailment", "positive"], padding=True, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.equal(model(**batch, labels=labels).logits, trained(**batch, labels=labels).logits)
 
 
 def test_every_checkpoint_records_what_it_was_trained_as(smoke_run):
