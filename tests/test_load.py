@@ -223,3 +223,12 @@ def test_the_report_links_the_predictions_and_shows_wrong_ones(smoke_run):
     assert f"{len(wrong)} wrong test prediction" in report
     for row in wrong[:3]:
         assert f"| {row['target']} | {row['prediction']} |" in report
+
+
+def test_a_record_that_is_not_json_is_one_line(smoke_run, tmp_path):
+    folder = broken_copy(smoke_run, tmp_path)
+    (folder / RECORD_FILE).write_text("{not json", encoding="utf-8")
+    with pytest.raises(SpecError) as raised:
+        harness.load(folder)
+    assert raised.value.errors == [f"{folder / RECORD_FILE}: line 1, column 2: invalid JSON: "
+                                   "Expecting property name enclosed in double quotes"]  # fmt: skip

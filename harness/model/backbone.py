@@ -57,7 +57,7 @@ def untie_lm_head(model: nn.Module) -> None:
 
     model._tied_weights_keys = {k: v for k, v in type(model)._tied_weights_keys.items() if k != LM_HEAD}
     model.all_tied_weights_keys = {k: v for k, v in model.all_tied_weights_keys.items() if k != LM_HEAD}
-    if model.lm_head.weight is model.shared.weight:
+    if is_tied(model):
         weight = torch.empty_like(model.shared.weight)  # (V, d_model)
         nn.init.normal_(weight, mean=0.0, std=model.config.initializer_factor)
         model.lm_head.weight = nn.Parameter(weight)

@@ -63,13 +63,13 @@ def merged_model(model: nn.Module, method: str, architecture: ModelFile) -> nn.M
 
 def export_merged(folder: Path, output: Path, base_model: str | None = None) -> Path:
     """The checkpoint at `folder` merged into a stock T5 folder at `output` (safetensors, config, tokenizer)."""
-    from harness.model.record import load_checkpoint, read_record
+    from harness.model.record import load_recorded, read_record
 
     record = read_record(folder)
     merged_state_refusal(record.method)
     if output.exists() and any(output.iterdir()):
         raise SpecError([f"{output}: --merged: the folder exists and is not empty; choose a new one"])
-    model, tokenizer = load_checkpoint(folder, base_model)
+    model, tokenizer = load_recorded(folder, record, base_model)
     plain = merged_model(model, record.method, record.model)
     plain.save_pretrained(output)
     tokenizer.save_pretrained(output)

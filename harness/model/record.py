@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 RECORD_FILE = "harness.json"
 RECORD_FORMAT = "compacter-harness checkpoint record 1"
 ADAPTER_FILE = "adapter.safetensors"
-MAX_RECORD_BYTES = 10_000_000
 
 
 class DataRecord(BaseModel):
@@ -84,6 +83,7 @@ def write_record(folder: Path, record: CheckpointRecord) -> Path:
 def read_record(folder: Path) -> CheckpointRecord:
     """The folder's record, checked: SpecError lines naming `harness.json` and the key."""
     from harness.spec.loader import arguments_model
+    from harness.spec.model_choice import read_config
     from harness.spec.reading import pydantic_errors
     from impl.registry import UnknownMethodError, get
 
@@ -92,12 +92,7 @@ def read_record(folder: Path) -> CheckpointRecord:
         raise SpecError([f"{folder}: (top level): no such checkpoint folder"])
     if not path.is_file():
         raise SpecError([f"{folder}: (top level): no {RECORD_FILE}: not a checkpoint the harness wrote"])
-    if path.stat().st_size > MAX_RECORD_BYTES:
-        raise SpecError([f"{path}: (top level): larger than {MAX_RECORD_BYTES:,} bytes; not a checkpoint record"])
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SpecError([f"{path}: (top level): invalid JSON ({error})"]) from None
+    data = read_config(path)  # JSON, size-capped, one line naming the file when it is not
     try:
         record = CheckpointRecord.model_validate(data)
     except ValidationError as error:
@@ -132,12 +127,16 @@ def load_checkpoint(folder: str | Path, base_model: str | None = None) -> tuple[
     The base model is the recorded one (its pretrained weights, or the random backbone of a smoke run,
     drawn again from its seed), or `base_model`; the tokenizer is the one saved in the folder.
     """
+    folder = Path(folder)
+    return load_recorded(folder, read_record(folder), base_model)
+
+
+def load_recorded(folder: Path, record: CheckpointRecord, base_model: str | None = None) -> tuple[nn.Module, Any]:
+    """`load_checkpoint` for a record already read (and checked) by `read_record`."""
     from harness.data.tokenizer import load_tokenizer
     from harness.model.build import apply_to
     from impl.state import CheckpointMismatchError, load_trainable
 
-    folder = Path(folder)
-    record = read_record(folder)
     model = base_model_of(record, base_model)
     apply_to(model, record.method, record.arguments, record.trainable)
     try:

@@ -103,7 +103,8 @@ def expected(spec_path: Path, name: str) -> str:
 
 
 def read_config(path: Path) -> dict:
-    """A config.json as a mapping, or one SpecError line naming the file."""
+    """A JSON file the harness reads (a config.json, an index, a checkpoint record), or one SpecError line
+    naming the file."""
     size = path.stat().st_size
     if size > MAX_CONFIG_BYTES:
         raise SpecError([f"{path}: (top level): {size:,} bytes; a config.json is at most {MAX_CONFIG_BYTES:,}"])

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-from harness.model.record import CheckpointRecord, load_checkpoint, read_record
+from harness.model.record import CheckpointRecord, load_recorded, read_record
 from harness.train.evaluation import predict_all
 from harness.train.trainer import TokenizedDataset
 
@@ -64,7 +64,7 @@ def evaluate(
     examples = data.examples(split)
     if not examples:
         raise SpecError([f"{data.origin}: {task}: the {split} split is empty"])
-    model, tokenizer = load_checkpoint(folder, base_model)
+    model, tokenizer = load_recorded(folder, record, base_model)
     model.to(device_of(device))
     made = record.data
     sources, targets = [e.source for e in examples], [e.target for e in examples]
@@ -92,7 +92,7 @@ def predict(
 ) -> list[str]:
     """Greedy generations for `texts` (each as the model sees a source: `harness data TASK` shows the format)."""
     record = read_record(folder)
-    model, tokenizer = load_checkpoint(folder, base_model)
+    model, tokenizer = load_recorded(folder, record, base_model)
     model.to(device_of(device))
     made = record.data
     dataset = TokenizedDataset(texts, [""] * len(texts), tokenizer, made.source_length)
