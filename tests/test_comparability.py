@@ -120,7 +120,7 @@ def run_entry(ctx: RunContext, task: str, **changes) -> SimpleNamespace:
     from harness.train.runner import recipe_for
 
     recipe, epochs = recipe_for(ctx, task)
-    record = {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs, "mnli_split": "paper", **changes}
+    record = {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs, **changes}
     return SimpleNamespace(recipe=record, max_train_samples=ctx.options.max_train_samples)
 
 
@@ -132,15 +132,17 @@ def test_a_paper_run_as_the_spec_says_is_comparable(tmp_path):
 
 def test_a_paper_run_changed_on_the_command_line_is_not_comparable(tmp_path):
     ctx = paper_context(tmp_path, overrides=["training.batch_size=800", "training.gradient_accumulation_steps=2"],
-                        epochs=3, max_train_samples=500, mnli_split="released")  # fmt: skip
-    runs = {"rte": [run_entry(ctx, "rte")], "mnli": [run_entry(ctx, "mnli", mnli_split="released")]}
+                        epochs=3, max_train_samples=500)  # fmt: skip
+    ctx.options.overrides.append("fidelity.mnli_split=released")  # what `--mnli-split released` stands for
+    ctx.loaded = load_spec(ADAPTER, overrides=ctx.options.overrides)
+    runs = {"rte": [run_entry(ctx, "rte")], "mnli": [run_entry(ctx, "mnli")]}
     reasons, found = comparability(ctx, runs)
     assert reasons == found
     assert found == [
         "--set training.batch_size=800",
         "rte: epochs 3 (paper 20)",
         "rte: training set cut to 500 examples (paper: the whole set)",
-        "mnli: split 'released' (paper 'paper')",
+        "mnli: fidelity mixes paper and released (mnli_split released, the rest paper)",
         "mnli: training set cut to 500 examples (paper: the whole set)",
     ]
 

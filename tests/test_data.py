@@ -23,6 +23,7 @@ from harness.data.files import RawSplit
 from harness.data.protocol import build, load_task, split_plan
 from harness.data.toy import toy_rows, toy_tables, write_toy_dir
 from harness.errors import DataError
+from harness.spec.fidelity import Fidelity
 from harness.spec.tasks import TASKS, get_task
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +84,7 @@ def test_holdout_membership_on_generated_data():
 def test_mnli_paper_default_and_released_option():
     sizes = get_task("mnli").sizes
     paper = split_plan(get_task("mnli"), sizes)
-    released = split_plan(get_task("mnli"), sizes, mnli_split="released")
+    released = split_plan(get_task("mnli"), sizes, fidelity=Fidelity.from_section({"mnli_split": "released"}))
     assert paper["test"] == ("validation_matched", list(range(9815)))
     assert released["validation"] == ("validation_mismatched", list(range(9832)))
     assert released["test"] == ("validation_matched", list(range(9815)))
@@ -301,8 +302,9 @@ def test_hub_path_reads_the_datasets_splits(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    data = load_task("mnli", mnli_split="released")
+    released = Fidelity.from_section({"mnli_split": "released"})
+    data = load_task("mnli", fidelity=released)
     assert calls == [("nyu-mll/glue", "mnli")]
     assert data.origin == "hub nyu-mll/glue (mnli)"
-    assert data.examples("validation") == load_task("mnli", toy=True, mnli_split="released").examples("validation")
+    assert data.examples("validation") == load_task("mnli", toy=True, fidelity=released).examples("validation")
     assert data.plan["validation"][0] == "validation_mismatched"

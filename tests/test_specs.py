@@ -57,19 +57,24 @@ def builder_and_spec_disagreements(path, get_method=None) -> dict[str, object]:
     The spec declares every setting of the paper; a builder's default (for callers of impl/ without a
     spec) may repeat it but never differ from it, and every defaulted argument must be stated in the
     spec (None, "everywhere", excepted), so no check can pass by using the builder's value instead of
-    the spec's. Returns {argument: (spec's value, builder's default)}, "unstated" for a missing one.
+    the spec's; an argument a fidelity quirk sets is stated by the spec's `fidelity:` section. Returns
+    {argument: (spec's value, builder's default)}, "unstated" for a missing one.
     """
+    from harness.spec.fidelity import QUIRKS
     from impl.registry import get
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     defaults = (get_method or get)(data["method"]["name"]).defaults()
     stated = data["method"].get("args") or {}
+    by_fidelity = {q.argument[0] for q in QUIRKS if q.argument and q.applies_to(data["method"]["name"])}
     as_yaml = {name: list(value) if isinstance(value, tuple) else value for name, value in defaults.items()}
     differ = {
         name: (value, as_yaml[name]) for name, value in stated.items() if name in as_yaml and as_yaml[name] != value
     }
     unstated = {
-        name: ("unstated", value) for name, value in as_yaml.items() if name not in stated and value is not None
+        name: ("unstated", value)
+        for name, value in as_yaml.items()
+        if name not in stated and name not in by_fidelity and value is not None
     }
     return {**differ, **unstated}
 

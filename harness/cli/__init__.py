@@ -1,6 +1,7 @@
-"""The command line: `python -m harness COMMAND …` (fourteen commands).
+"""The command line: `python -m harness COMMAND …` (fifteen commands).
 
-Each command's parser sits beside its handler: `specs`, `run`, `checkpoints`, `data`, `results`, `bench`.
+Each command's parser sits beside its handler: `specs`, `run`, `checkpoints`, `data`, `results`, `bench`,
+`fidelity`.
 
 Exit codes (GUIDE.md contracts): 0 success; 1 a budget or invariant does not hold; 2 bad input (an
 invalid spec, a missing file, an unknown name), reported as `file: key.path: message` lines on stderr,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli import bench, checkpoints, data, results, run, specs
+from harness.cli import bench, checkpoints, data, fidelity, results, run, specs
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.errors import InputError
 
@@ -29,7 +30,7 @@ class Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     root = Parser(prog="python -m harness", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for commands in (specs, run, checkpoints, data, results, bench):  # the order of `--help`
+    for commands in (specs, run, checkpoints, data, results, bench, fidelity):  # the order of `--help`
         commands.add_parsers(sub)
     return root
 

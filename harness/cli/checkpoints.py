@@ -23,7 +23,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise SpecError(["--toy and --data-dir: pass one source of data, not both"])
     refuse_existing(args.output_dir, EVAL_FILES, args.overwrite)
     report, examples, predictions = evaluate(
-        args.checkpoint, args.task, args.split, args.data_dir, args.toy, args.base_model, args.device
+        args.checkpoint, args.task, args.split, args.data_dir, args.toy, args.base_model, args.device, args.fidelity
     )
     if args.output_dir is not None:
         args.output_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return EXIT_OK
     scores = ", ".join(f"{name} {value:.2f}" for name, value in report["scores"].items())
     print(f"{report['method']} ({report['checkpoint']}) on {report['task']} {report['split']}, "
-          f"{report['examples']} examples from {report['data']}: {scores}")  # fmt: skip
+          f"{report['examples']} examples from {report['data']}, fidelity {report['fidelity']}: {scores}")  # fmt: skip
     return EXIT_OK
 
 
@@ -78,6 +78,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", type=Path, default=None, help="DIR/<task>/<split>.{parquet,jsonl,csv,tsv} "
                    "(default: the data the checkpoint's run used)")  # fmt: skip
     p.add_argument("--toy", action="store_true", help="the generated toy data")
+    p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",
+                   help="other formats, splits, metrics than the run's: released, mnli_split=paper, …")  # fmt: skip
     p.add_argument("--base-model", default=None, help="another copy of the base model (folder or hub id)")
     p.add_argument("--device", default=None, help="cpu or cuda[:i] (default: cuda when available)")
     p.add_argument("--output-dir", type=Path, default=None, help="write eval.json and predictions.jsonl here")

@@ -23,10 +23,18 @@ def cmd_data(args: argparse.Namespace) -> int:
                           ("--source-length", args.source_length)):  # fmt: skip
         if value is not None and value < (0 if option == "--limit" else 1):
             raise SpecError([f"{option}: {value} is not a valid count"])
+    from harness.spec.fidelity import PAPER, with_arguments
+
+    mnli = ["mnli_split=released"] if args.mnli_split == "released" else []
+    try:
+        fidelity = with_arguments(PAPER, (args.fidelity or []) + mnli)
+    except ValueError as error:
+        raise SpecError([f"--fidelity: {error}"]) from None
     data = load_task(
         task, args.data_dir, toy=args.toy, prefix_task_name=args.prefix_task_name, seed=args.seed,
-        mnli_split=args.mnli_split, train_size=args.train_size,
+        fidelity=fidelity, train_size=args.train_size,
     )  # fmt: skip
+    label = fidelity.label(None, task.name)
     examples = data.examples(args.split, args.limit)
     sizes = data.sizes()
     lengths = token_lengths(args, data) if args.model else None
@@ -35,6 +43,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         report = {
             "task": task.name, "origin": data.origin, "split": args.split, "sizes": sizes, "protocol": protocol,
             "seed": args.seed, "prefix_task_name": args.prefix_task_name, "metrics": list(task.metrics),
+            "fidelity": fidelity.relevant(None, task.name),
             "examples": [{"source": e.source, "target": e.target, **e.extra} for e in examples],
         }  # fmt: skip
         if lengths is not None:
@@ -43,7 +52,7 @@ def cmd_data(args: argparse.Namespace) -> int:
                 example.update(source_tokens=source, target_tokens=target)
         print(json.dumps(report, indent=2, default=list))
         return EXIT_OK
-    print(f"{task.name} ({task.benchmark}) from {data.origin}, seed {args.seed}:")
+    print(f"{task.name} ({task.benchmark}) from {data.origin}, seed {args.seed}, fidelity {label}:")
     for split, (source, rows) in data.plan.items():
         print(f"  {split:<10} {sizes[split]:>7,} examples  ({len(rows):,} rows of original {source})")
     if examples:
@@ -99,7 +108,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=int, default=5, help="examples to show (default 5)")
     p.add_argument("--train-size", type=int, default=None, help="low-resource: subsample train to N examples")
     p.add_argument("--prefix-task-name", action="store_true", help="prepend the task name (the spec's flag)")
-    p.add_argument("--mnli-split", choices=("paper", "released"), default="paper")
+    p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",
+                   help="released: the released code's formats and splits; NAME=released: one quirk")  # fmt: skip
+    p.add_argument("--mnli-split", choices=("paper", "released"), default="paper",
+                   help="released: the same as --fidelity mnli_split=released")  # fmt: skip
     p.add_argument("--seed", type=int, default=42, help="the data seed (default 42)")
     p.add_argument(
         "--model",

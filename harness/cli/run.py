@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness.cli.exits import EXIT_FAILED, EXIT_OK
+from harness.errors import SpecError
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -14,6 +15,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     from harness.train.devices import is_main_process
+    from harness.train.fidelity_sweep import sweep_fidelity
     from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, run_single
     from harness.train.sweep import sweep
 
@@ -28,18 +30,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         output_dir=args.output_dir,
         epochs=args.epochs,
-        overrides=args.set or [],
+        overrides=fidelity_overrides(args) + (args.set or []),
         resume=args.resume,
         overwrite=args.overwrite,
         deepspeed=args.deepspeed,
-        mnli_split=args.mnli_split,
         keep_checkpoints=args.keep_checkpoints,
         report_to=args.report_to,
         logging_steps=args.logging_steps,
     )
     try:
+        if args.sweep and args.sweep_fidelity:
+            raise SpecError(["--sweep and --sweep-fidelity: run one sweep at a time"])
         if args.sweep:
             (summary, output_dir), ok = sweep(args.spec, options), True
+        elif args.sweep_fidelity:
+            (summary, output_dir), ok = sweep_fidelity(args.spec, options), True
         else:
             results, output_dir = run_single(args.spec, options)
             summary, ok = results.regression.summary(), results.regression.ok
@@ -52,6 +57,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_main_process():  # one summary line per launch, not one per process
         print(f"{output_dir}/results.json: {summary}")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def fidelity_overrides(args: argparse.Namespace) -> list[str]:
+    """`--fidelity` and `--mnli-split released` as the spec overrides they stand for, before any `--set`."""
+    from harness.spec.fidelity import as_overrides
+
+    return as_overrides(args.fidelity) + (["fidelity.mnli_split=released"] if args.mnli_split == "released" else [])
 
 
 def add_parsers(sub) -> None:
@@ -80,7 +92,13 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--sweep", action="store_true", help="the paper's grid (reduction factor x n), chosen by validation")
     p.add_argument("--deepspeed", default="auto", help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json")
-    p.add_argument("--mnli-split", choices=["paper", "released"], default="paper")
+    p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",
+                   help="released: every quirk of the released code (paper: the spec's default); NAME=released: "
+                   "one alone, e.g. said_backward=released (python -m harness fidelity lists them)")  # fmt: skip
+    p.add_argument("--sweep-fidelity", action="store_true",
+                   help="paper, released and each quirk alone, same seeds: report.md says what moves")  # fmt: skip
+    p.add_argument("--mnli-split", choices=["paper", "released"], default=None,
+                   help="released: the same as --set fidelity.mnli_split=released")  # fmt: skip
     p.add_argument("--keep-checkpoints", action="store_true", help="keep the per-epoch checkpoints")
     p.add_argument("--report-to", choices=("none", "tensorboard", "wandb"), default="none",
                    help="log the loss to TensorBoard or W&B as well (extras: tensorboard, wandb)")  # fmt: skip

@@ -17,6 +17,11 @@ taken as generated: one that is not a valid label counts as wrong in every metri
 - squad (ReCoRD): SQuAD-normalised exact match and token F1, each the maximum over the example's gold
   answers. Takes `answers=[[...], ...]` (`Example.extra["answers"]`); without it each target is the one answer.
 
+At `fidelity.invalid_predictions: released` (the released code's metrics, metrics.py:18-46, 69-71): CoLA's MCC
+is sklearn's on the raw strings, so an invalid prediction is a class of its own, and an STS-B prediction that
+parses to nan or ±inf is kept (the correlation is then undefined: 0). CB's macro F1 is the released formula's
+either way (`fbeta_score(targets, predictions, labels=range(3))` on strings: measured equal).
+
 `harness.data.protocol.metric_inputs(task, examples)` builds the grouping keywords from processed examples.
 """
 
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.tasks import Task, get_task
 
 INVALID_FLOAT = -1.0
@@ -55,9 +61,11 @@ def f1(predictions: list[str], targets: list[str], **_: Any) -> dict[str, float]
     return {"f1": 100.0 * float(f1_score(true, pred, pos_label=1, zero_division=0))}
 
 
-def mcc(predictions: list[str], targets: list[str], **_: Any) -> dict[str, float]:
+def mcc(predictions: list[str], targets: list[str], fidelity: Fidelity = PAPER, **_: Any) -> dict[str, float]:
     from sklearn.metrics import matthews_corrcoef
 
+    if fidelity.released("invalid_predictions"):  # the released code: invalid strings are classes of their own
+        return {"mcc": 100.0 * _finite(matthews_corrcoef(targets, predictions))}
     pred, true = _binary(predictions, targets)
     return {"mcc": 100.0 * _finite(matthews_corrcoef(true, pred))}
 
@@ -72,12 +80,12 @@ def macro_f1(predictions: list[str], targets: list[str], task: Task, **_: Any) -
     return {"macro_f1": 100.0 * float(f1_score(true, pred, labels=labels, average="macro", zero_division=0))}
 
 
-def _to_float(text: str) -> float:
+def _to_float(text: str, keep_non_finite: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         return INVALID_FLOAT
-    return value if math.isfinite(value) else INVALID_FLOAT
+    return value if keep_non_finite or math.isfinite(value) else INVALID_FLOAT
 
 
 def _finite(value: float) -> float:
@@ -85,10 +93,10 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _correlation(name: str, predictions: list[str], targets: list[str]) -> dict[str, float]:
+def _correlation(name: str, predictions: list[str], targets: list[str], fidelity: Fidelity) -> dict[str, float]:
     from scipy import stats
 
-    pred = [_to_float(p) for p in predictions]
+    pred = [_to_float(p, fidelity.released("invalid_predictions")) for p in predictions]
     true = [float(t) for t in targets]
     if len(pred) < 2:
         return {name: 0.0}
@@ -96,12 +104,12 @@ def _correlation(name: str, predictions: list[str], targets: list[str]) -> dict[
     return {name: 100.0 * _finite(function(true, pred)[0])}
 
 
-def pearson(predictions: list[str], targets: list[str], **_: Any) -> dict[str, float]:
-    return _correlation("pearson", predictions, targets)
+def pearson(predictions: list[str], targets: list[str], fidelity: Fidelity = PAPER, **_: Any) -> dict[str, float]:
+    return _correlation("pearson", predictions, targets, fidelity)
 
 
-def spearman(predictions: list[str], targets: list[str], **_: Any) -> dict[str, float]:
-    return _correlation("spearman", predictions, targets)
+def spearman(predictions: list[str], targets: list[str], fidelity: Fidelity = PAPER, **_: Any) -> dict[str, float]:
+    return _correlation("spearman", predictions, targets, fidelity)
 
 
 def question_em(
@@ -173,7 +181,13 @@ def _check_targets(task: Task, targets: list[str]) -> None:
             raise ValueError(f"{task.name}: target [{bad}] {targets[bad]!r} is not a score")
 
 
-def compute(task: str | Task, predictions: Sequence[str], targets: Sequence[str], **grouping: Any) -> dict[str, float]:
+def compute(
+    task: str | Task,
+    predictions: Sequence[str],
+    targets: Sequence[str],
+    fidelity: Fidelity = PAPER,
+    **grouping: Any,
+) -> dict[str, float]:
     """The task's metrics ×100 and their mean as `average`. See the module docstring for each metric."""
     task = get_task(task)
     unknown = set(grouping) - GROUPING.get(task.name, set())
@@ -191,6 +205,6 @@ def compute(task: str | Task, predictions: Sequence[str], targets: Sequence[str]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ill-defined cases are handled explicitly (0, as the released code)
         for name in task.metrics:
-            scores.update(METRICS[name](predictions, targets, task=task, **grouping))
+            scores.update(METRICS[name](predictions, targets, task=task, fidelity=fidelity, **grouping))
     scores["average"] = float(np.mean(list(scores.values())))
     return scores

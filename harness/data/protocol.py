@@ -5,9 +5,11 @@ set is permuted with `torch.randperm(N, generator=torch.Generator().manual_seed(
 rows of the permutation are validation, the rest test; train is the original train. `holdout_train` tasks:
 train is permuted the same way, its first 1,000 rows are validation, the rest train (in permuted order, as
 the released code), and the original validation set is the test set. MNLI's test set is
-validation_matched; `mnli_split="released"` instead takes validation_mismatched as validation and the whole
-train as train (the released code). Low-resource training (`train_size=n`): the first n rows of the same
-seeded permutation of train (for holdout tasks, after the 1,000 held out).
+validation_matched; the fidelity option `mnli_split: released` instead takes validation_mismatched as
+validation and the whole train as train (the released code), and `record_evaluation: released` gives
+ReCoRD's validation and test sets one example per gold answer, as its training set. Low-resource training
+(`train_size=n`): the first n rows of the same seeded permutation of train (for holdout tasks, after the
+1,000 held out).
 
 Every row is checked before use: a missing column, a null, a label outside the label set or a score outside
 [0, 5] is a DataError naming the file, the row (0-based, as `dataset[row]`) and the column. No row is
@@ -20,17 +22,17 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import torch
 
 from harness.data.files import RawSplit, read_hub, read_local
 from harness.errors import DataError
+from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.tasks import HOLDOUT_SIZE, STSB_RANGE, Example, Task, format_row, get_task
 
 SPLITS = ("train", "validation", "test")
-MnliSplit = Literal["paper", "released"]
 
 
 def _check_value(task: Task, column: str, kind: str, value: Any) -> str | None:
@@ -89,11 +91,11 @@ def permutation(n: int, seed: int) -> list[int]:
 
 
 def split_plan(
-    task: Task, sizes: Mapping[str, int], seed: int = 42, mnli_split: MnliSplit = "paper", train_size: int | None = None
+    task: Task, sizes: Mapping[str, int], seed: int = 42, fidelity: Fidelity = PAPER, train_size: int | None = None
 ) -> dict[str, tuple[str, list[int]]]:
     """{train, validation, test} -> (original split, row indices in order) for original split sizes `sizes`."""
     n_train = sizes["train"]
-    if task.name == "mnli" and mnli_split == "released":
+    if task.name == "mnli" and fidelity.released("mnli_split"):
         plan = {
             "train": ("train", list(range(n_train))),
             "validation": ("validation_mismatched", list(range(sizes["validation_mismatched"]))),
@@ -135,6 +137,11 @@ class TaskData:
     prefix_task_name: bool
     tables: dict[str, pa.Table]
     plan: dict[str, tuple[str, list[int]]] = field(repr=False)
+    fidelity: Fidelity = PAPER
+
+    def expands(self, split: str) -> bool:
+        """Whether ReCoRD's split has one example per gold answer (train; every split at released fidelity)."""
+        return split == "train" or self.fidelity.released("record_evaluation")
 
     def rows(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         table = self.tables[split]
@@ -144,14 +151,15 @@ class TaskData:
         """The split as the model sees it (ReCoRD's train split: one example per gold answer)."""
         out: list[Example] = []
         for row in self.rows(split, limit):
-            out.extend(format_row(self.task, row, self.prefix_task_name, expand=split == "train"))
+            out.extend(format_row(self.task, row, self.prefix_task_name, self.expands(split), self.fidelity))
         return out[:limit] if limit is not None else out
 
     def sizes(self) -> dict[str, int]:
-        """Examples per split (for ReCoRD's train split, the number of gold answers)."""
+        """Examples per split (for ReCoRD's expanded splits, the number of gold answers)."""
         sizes = {split: table.num_rows for split, table in self.tables.items()}
         if self.task.target == "record":
-            sizes["train"] = sum(len(a) for a in self.tables["train"].column("answers").to_pylist())
+            for split in (s for s in sizes if self.expands(s)):
+                sizes[split] = sum(len(a) for a in self.tables[split].column("answers").to_pylist())
         return sizes
 
 
@@ -184,7 +192,7 @@ def build(
     *,
     prefix_task_name: bool = False,
     seed: int = 42,
-    mnli_split: MnliSplit = "paper",
+    fidelity: Fidelity = PAPER,
     train_size: int | None = None,
 ) -> TaskData:
     """Check every row of the original splits, then select the paper's splits from them."""
@@ -192,9 +200,9 @@ def build(
         for part in parts:
             check_split(task, part)
     tables = {split: _concat(parts) for split, parts in raw.items()}
-    plan = split_plan(task, {s: t.num_rows for s, t in tables.items()}, seed, mnli_split, train_size)
+    plan = split_plan(task, {s: t.num_rows for s, t in tables.items()}, seed, fidelity, train_size)
     selected = {split: tables[source].take(pa.array(rows, pa.int64())) for split, (source, rows) in plan.items()}
-    return TaskData(task, origin, prefix_task_name, selected, plan)
+    return TaskData(task, origin, prefix_task_name, selected, plan, fidelity)
 
 
 def load_task(
@@ -204,7 +212,7 @@ def load_task(
     toy: bool = False,
     prefix_task_name: bool = False,
     seed: int = 42,
-    mnli_split: MnliSplit = "paper",
+    fidelity: Fidelity = PAPER,
     train_size: int | None = None,
 ) -> TaskData:
     """A task from `data_dir` (a folder of split files), the generated toy data, or else the hub."""
@@ -219,7 +227,7 @@ def load_task(
     else:
         raw, origin = read_hub(task), f"hub {task.hub[0]} ({task.hub[1]})"
     return build(
-        task, raw, origin, prefix_task_name=prefix_task_name, seed=seed, mnli_split=mnli_split, train_size=train_size
+        task, raw, origin, prefix_task_name=prefix_task_name, seed=seed, fidelity=fidelity, train_size=train_size
     )
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from harness.data.files import RawSplit
 from harness.data.protocol import TaskData, build
 from harness.data.toy import toy_rows
+from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.tasks import HOLDOUT_SIZE, get_task
 
 CUES = ("amber", "cobalt", "crimson", "ivory", "jade", "onyx")  # label i -> CUES[i]
@@ -33,7 +34,9 @@ def cue_rows(task, rows: list[dict]) -> list[dict]:
     return cued
 
 
-def smoke_task(task_name: str, prefix_task_name: bool, seed: int, train_size: int | None = None) -> TaskData:
+def smoke_task(
+    task_name: str, prefix_task_name: bool, seed: int, train_size: int | None = None, fidelity: Fidelity = PAPER
+) -> TaskData:
     """The task's splits built (by the paper's split rule) from learnable toy rows."""
     task = get_task(task_name)
     holdout = HOLDOUT_SIZE if task.split_rule == "holdout_train" else 0
@@ -46,4 +49,7 @@ def smoke_task(task_name: str, prefix_task_name: bool, seed: int, train_size: in
         ]
         for split, n in sizes.items()
     }
-    return build(task, raw, "learnable smoke data", prefix_task_name=prefix_task_name, seed=seed, train_size=train_size)
+    return build(
+        task, raw, "learnable smoke data", prefix_task_name=prefix_task_name, seed=seed, fidelity=fidelity,
+        train_size=train_size,
+    )  # fmt: skip

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import SpecError
+from harness.spec.fidelity import Position
 from harness.spec.model_files import ModelFile
 
 if TYPE_CHECKING:
     from torch import nn
 
 RECORD_FILE = "harness.json"
-RECORD_FORMAT = "compacter-harness checkpoint record 1"
+RECORD_FORMAT = "compacter-harness checkpoint record 2"
 ADAPTER_FILE = "adapter.safetensors"
 
 
@@ -38,7 +39,7 @@ class DataRecord(BaseModel):
     data_dir: str | None
     prefix_task_name: bool
     data_seed: int
-    mnli_split: Literal["paper", "released"]
+    fidelity: dict[str, Position]  # every quirk's position (`harness.spec.fidelity`): formats, splits, metrics
     max_train_samples: int | None
     source_length: int  # sources cut to this many tokens
     generation_max_length: int
@@ -51,7 +52,7 @@ class CheckpointRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    format: Literal["compacter-harness checkpoint record 1"]
+    format: Literal["compacter-harness checkpoint record 2"]
     harness_version: str
     method: str
     arguments: dict[str, Any]  # the builder's arguments, defaults filled in (the spec's resolved method.args)

@@ -36,6 +36,7 @@ from pydantic import (
 from harness.errors import SpecError, did_you_mean
 from harness.model.budget import decimals, percent_matches
 from harness.results.comparability import differences
+from harness.spec.fidelity import Fidelity, Position
 from harness.spec.reading import pydantic_errors
 from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS, Spec, TaskName
 
@@ -203,11 +204,18 @@ class Results(_Strict):
     tokens_per_second: NonNegativeFloat
     regression: Comparison | None = None
     differences: list[str] = Field(default_factory=list)  # the effective recipe against the paper's, one per line
+    fidelity: dict[str, Position] | None = None  # every quirk's position (the embedded spec's `fidelity:`, resolved)
 
     def recipe_differences(self) -> list[str]:
-        """Recomputed from the file: the overrides, and each run's recipe against the embedded spec's."""
+        """Recomputed from the file: the overrides, the fidelity, and each run's recipe against the embedded
+        spec's."""
         runs = [(task, run.recipe, run.max_train_samples) for task, r in self.tasks.items() for run in r.runs]
-        return differences(self.spec.resolved.get("training", {}), self.spec.overrides, runs)
+        training = self.spec.resolved.get("training", {})
+        return differences(training, self.spec.overrides, runs, self.resolved_fidelity(), self.method)
+
+    def resolved_fidelity(self) -> Fidelity:
+        """Every quirk's position, from the embedded spec's `fidelity:` section (absent: all paper)."""
+        return Fidelity.from_section(self.spec.resolved.get("fidelity"))
 
     def average_score(self) -> float:
         """The mean over the run's tasks of each task's test average (the plot's y)."""
@@ -293,6 +301,8 @@ def _consistency_errors(where: str, results: Results) -> list[str]:
                           f"{'; '.join(differences)}")  # fmt: skip
     elif not results.not_comparable_reason:
         errors.append(f"{where}: not_comparable_reason: required when comparable is false")
+    if results.fidelity is not None and results.fidelity != results.resolved_fidelity().to_json():
+        errors.append(f"{where}: fidelity: {results.fidelity} is not the embedded spec's fidelity section, resolved")
     budget = results.budget
     counted = 100.0 * budget.trainable_params / budget.base_params
     if not math.isclose(budget.trainable_percent, counted, rel_tol=PERCENT_RTOL, abs_tol=1e-12):

@@ -205,6 +205,27 @@ def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> d
     return data
 
 
+def apply_fidelity(path: Path, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The spec data with what its `fidelity:` section sets (method arguments, init rules) and the section in
+    canonical form; the errors of a section asking what cannot hold. A section the schema refuses is left
+    for the schema to report."""
+    from harness.spec.fidelity import apply_to_spec, section_errors
+    from harness.spec.schema import FidelitySection
+
+    method = data.get("method")
+    try:
+        section = FidelitySection.model_validate(data.get("fidelity", {}))
+    except ValidationError:
+        return [], data
+    shaped = isinstance(method, dict) and isinstance(method.get("name"), str)
+    if not shaped or not isinstance(method.get("args", {}), dict) or not isinstance(data.get("init", []), list):
+        return [], data  # the schema reports the shape
+    args = method.get("args") or {}
+    explicit = section.model_dump(exclude_none=True)
+    errors = [f"{path}: {line}" for line in section_errors(explicit, method["name"], args)]
+    return errors, {**apply_to_spec(data, section.resolved()), "fidelity": explicit}
+
+
 def read_spec(path: str | Path, model: str | None = None, overrides: list[str] | None = None) -> LoadedSpec:
     """Load, merge defaults, validate everything a spec says as data; raise SpecError with every problem.
 
@@ -217,7 +238,8 @@ def read_spec(path: str | Path, model: str | None = None, overrides: list[str] |
     """
     path = Path(path)
     data = apply_overrides(path, resolve_defaults(path, read_yaml(path)), overrides or [])
-    errors, spec, model_file, check_model_file = [], None, None, None
+    errors, data = apply_fidelity(path, data)
+    spec, model_file, check_model_file = None, None, None
     try:
         spec = Spec.model_validate(data)
     except ValidationError as error:

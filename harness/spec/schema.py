@@ -16,9 +16,12 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
+
+from harness.spec.fidelity import BY_NAME, Fidelity, Position
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
 SUPERGLUE_TASKS = ("boolq", "cb", "copa", "multirc", "record", "wic")
@@ -156,6 +159,28 @@ class PublishedScore(Strict):
     source: str
 
 
+_FidelityFields = create_model(
+    "_FidelityFields",
+    __base__=Strict,
+    preset=(Position, "paper"),
+    **{name: (Position | None, None) for name in BY_NAME},
+)
+
+
+class FidelitySection(_FidelityFields):
+    """`fidelity:` — `paper` (default) or `released` for every quirk of `harness.spec.fidelity.QUIRKS`
+    (`preset`), and any quirk set alone (`said_backward: released`). A plain string is the preset."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_shorthand(cls, data: Any) -> Any:
+        return {"preset": data} if isinstance(data, str) else data
+
+    def resolved(self) -> Fidelity:
+        """Every quirk's position."""
+        return Fidelity.from_section(self.model_dump())
+
+
 class Spec(Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     description: str
@@ -170,3 +195,4 @@ class Spec(Strict):
     training: Training
     tasks: Tasks
     published: list[PublishedScore] = Field(default_factory=list)
+    fidelity: FidelitySection = Field(default_factory=FidelitySection)  # part of the recipe: which quirks run

@@ -7,7 +7,9 @@ One frozen `Task` entry per task (no class hierarchy); the loader (`harness.data
 Text-to-text format (FACTS.md): the source is `<key>: <text>` pairs joined by single spaces, with the task
 name prepended when the method's spec sets `tasks.prefix_task_name`; the target is the label index as a
 string ("0", "1", "2"). STS-B's target is its score rounded to the 0.2 grid, `round(5·s)/5` printed with one
-decimal (T5's convention); ReCoRD's target is a gold answer entity.
+decimal (T5's convention); ReCoRD's target is a gold answer entity. A run's `Fidelity` (`harness.spec.fidelity`)
+can switch the formats to the released code's: MNLI's `hypothesis` without its colon, COPA without its
+question, STS-B rounded to one decimal, SuperGLUE's `superglue-<task>` prefixes and ReCoRD's leading `record`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS
 
 SMALL_TASK_LIMIT = 10_000  # the paper: sets under 10k training examples halve their validation set
@@ -174,12 +177,19 @@ def get_task(name: str | Task) -> Task:
     return TASKS[name]
 
 
-def format_source(task: Task, row: Mapping[str, Any], prefix_task_name: bool) -> str:
-    """`[task ]key: text key: text …` for one raw row (hub column names)."""
-    parts = [task.name] if prefix_task_name else []
+def format_source(task: Task, row: Mapping[str, Any], prefix_task_name: bool, fidelity: Fidelity = PAPER) -> str:
+    """`[task ]key: text key: text …` for one raw row (hub column names), in the fidelity's format."""
+    released_prefix = fidelity.released("task_prefix")
+    name = f"superglue-{task.name}" if released_prefix and task.benchmark == "superglue" else task.name
+    parts = [name] if prefix_task_name else []
+    if released_prefix and task.name == "record":
+        parts.append("record")  # the released ReCoRD input always starts `record query:` (tasks.py:534)
     for item in task.fields:
+        if task.name == "copa" and item.key == "question" and fidelity.released("copa_question"):
+            continue
         value = row[item.column]
-        parts.append(f"{item.key}: {CLEANERS[item.clean](value) if item.clean else value}")
+        colon = "" if task.name == "mnli" and item.key == "hypothesis" and fidelity.released("mnli_format") else ":"
+        parts.append(f"{item.key}{colon} {CLEANERS[item.clean](value) if item.clean else value}")
     return " ".join(parts)
 
 
@@ -188,13 +198,19 @@ def stsb_target(score: float) -> str:
     return f"{round(score * 5) / 5:.1f}"
 
 
-def format_targets(task: Task, row: Mapping[str, Any], expand: bool = False) -> list[str]:
+def released_stsb_target(score: float) -> str:
+    """The released code's `np.round((s·5)/5, decimals=1)`: numpy rounds s·5/5 · 10 half to even, then ÷ 10."""
+    return f"{round((score * 5) / 5 * 10) / 10:.1f}"
+
+
+def format_targets(task: Task, row: Mapping[str, Any], expand: bool = False, fidelity: Fidelity = PAPER) -> list[str]:
     """The target string(s) of one row. ReCoRD with `expand` (training): one target per gold answer;
     otherwise its first answer (the metric takes the maximum over all of them)."""
     if task.target == "label":
         return [str(int(row["label"]))]
     if task.target == "stsb":
-        return [stsb_target(float(row["label"]))]
+        rounding = released_stsb_target if fidelity.released("stsb_target") else stsb_target
+        return [rounding(float(row["label"]))]
     answers = list(row["answers"])
     return answers if expand else answers[:1]
 
@@ -208,12 +224,14 @@ class Example:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def format_row(task: Task, row: Mapping[str, Any], prefix_task_name: bool, expand: bool = False) -> list[Example]:
+def format_row(
+    task: Task, row: Mapping[str, Any], prefix_task_name: bool, expand: bool = False, fidelity: Fidelity = PAPER
+) -> list[Example]:
     """The example(s) of one raw row: one, or for ReCoRD training one per gold answer."""
-    source = format_source(task, row, prefix_task_name)
+    source = format_source(task, row, prefix_task_name, fidelity)
     extra: dict[str, Any] = {}
     if task.name == "multirc":
         extra["group"] = (int(row["idx"]["paragraph"]), int(row["idx"]["question"]))
     elif task.name == "record":
         extra["answers"] = tuple(row["answers"])
-    return [Example(source, target, extra) for target in format_targets(task, row, expand)]
+    return [Example(source, target, extra) for target in format_targets(task, row, expand, fidelity)]

@@ -2,8 +2,9 @@
 
 The checkpoint's record (`harness.model.record`) says how its run made its data (the smoke data, a
 `--data-dir` folder or the hub; the prefix, seed, MNLI split and training-set cut) and how it generated
-(source length, generation length, batches): `evaluate` rebuilds the same split and generates the same
-way, so on a run's `best/` with the run's own data it gives back the run's test scores exactly.
+(source length, generation length, batches), and at which fidelity (`harness.spec.fidelity`): `evaluate`
+rebuilds the same split and generates the same way, so on a run's `best/` with the run's own data it gives
+back the run's test scores exactly. `fidelity` scores it with other data positions (formats, splits, metrics).
 """
 
 from __future__ import annotations
@@ -13,11 +14,22 @@ from typing import Any
 
 from harness.errors import SpecError
 from harness.model.record import CheckpointRecord, load_recorded, read_record
+from harness.spec.fidelity import Fidelity
 from harness.train.evaluation import predict_all
 from harness.train.trainer import TokenizedDataset
 
 
-def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: bool):
+def recorded_fidelity(record: CheckpointRecord, values: list[str] | None = None) -> Fidelity:
+    """The run's positions, changed by `--fidelity` values (`released`, `NAME=POSITION`) in order."""
+    from harness.spec.fidelity import with_arguments
+
+    try:
+        return with_arguments(Fidelity.from_section(record.data.fidelity), values)
+    except ValueError as error:
+        raise SpecError([f"--fidelity: {error}"]) from None
+
+
+def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: bool, fidelity: Fidelity):
     """The task's splits as the checkpoint's run made them, or from `data_dir` / the toy data when given."""
     from harness.data.protocol import load_task
 
@@ -25,12 +37,12 @@ def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: b
     if data_dir is None and not toy and made.origin == "smoke":
         from harness.data.smoke import smoke_task
 
-        return smoke_task(task, made.prefix_task_name, made.data_seed, made.max_train_samples)
+        return smoke_task(task, made.prefix_task_name, made.data_seed, made.max_train_samples, fidelity)
     if data_dir is None and not toy and made.origin == "files":
         data_dir = Path(made.data_dir)
     return load_task(
         task, data_dir, toy=toy, prefix_task_name=made.prefix_task_name, seed=made.data_seed,
-        mnli_split=made.mnli_split, train_size=made.max_train_samples,
+        fidelity=fidelity, train_size=made.max_train_samples,
     )  # fmt: skip
 
 
@@ -48,8 +60,11 @@ def evaluate(
     toy: bool = False,
     base_model: str | None = None,
     device: str | None = None,
+    fidelity: list[str] | None = None,
 ) -> tuple[dict[str, Any], list, list[str]]:
-    """(report, examples, predictions): every metric of the task on `split`, generated as the run generated."""
+    """(report, examples, predictions): every metric of the task on `split`, generated as the run generated.
+
+    `fidelity`: `preset=released` or `NAME=POSITION` changes to the recorded positions, in order."""
     from harness.data.metrics import compute
     from harness.data.protocol import metric_inputs
     from harness.spec.tasks import get_task
@@ -60,7 +75,8 @@ def evaluate(
         get_task(task)
     except ValueError as error:
         raise SpecError([f"--tasks: {error}"]) from None
-    data = task_data(record, task, data_dir, toy)
+    positions = recorded_fidelity(record, fidelity)
+    data = task_data(record, task, data_dir, toy, positions)
     examples = data.examples(split)
     if not examples:
         raise SpecError([f"{data.origin}: {task}: the {split} split is empty"])
@@ -70,10 +86,11 @@ def evaluate(
     sources, targets = [e.source for e in examples], [e.target for e in examples]
     dataset = TokenizedDataset(sources, targets, tokenizer, made.source_length)
     predictions = predict_all(model, dataset, tokenizer, made.eval_batch_size, made.generation_max_length)
-    scores = compute(task, predictions, targets, **metric_inputs(task, examples))
+    scores = compute(task, predictions, targets, positions, **metric_inputs(task, examples))
     report = {
         "checkpoint": str(folder), "method": record.method, "spec": record.spec, "task": task, "split": split,
-        "data": data.origin, "examples": len(examples), "scores": scores,
+        "data": data.origin, "examples": len(examples), "fidelity": positions.label(record.method, task),
+        "scores": scores,
     }  # fmt: skip
     return report, examples, predictions
 

@@ -24,6 +24,7 @@ import torch
 from harness.errors import SpecError
 from harness.model.checked import argument_error_line, check_built, load_spec
 from harness.model.record import ADAPTER_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
+from harness.results.comparability import paper_epochs
 from harness.results.record import (
     FORMAT,
     BudgetInfo,
@@ -37,6 +38,7 @@ from harness.results.record import (
     spec_hash,
     with_regression,
 )
+from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.loader import LoadedSpec, override_key
 from harness.spec.model_choice import resolve_model
 from harness.spec.model_files import ModelFile
@@ -77,7 +79,6 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     deepspeed: str = "auto"  # auto | none | zero1 | zero2 | a JSON file
-    mnli_split: str = "paper"
     keep_checkpoints: bool = False
     report_to: str = "none"  # none | tensorboard | wandb: where the Trainer logs the loss
     logging_steps: int | None = None  # None: one mean loss per epoch
@@ -98,6 +99,11 @@ class RunContext:
     bf16: bool
     base_model: Any = None  # loaded once, copied per run
     tokenizer: Any = None
+
+    @property
+    def fidelity(self) -> Fidelity:
+        """Every quirk's position: the spec's `fidelity:` after `--fidelity` and `--set fidelity.…`."""
+        return self.loaded.spec.fidelity.resolved()
 
 
 # --- set-up ----------------------------------------------------------------------------------------------------
@@ -149,7 +155,9 @@ def recipe_for(ctx: RunContext, task: str):
     recipe = training.model_copy(update=updates)
     epochs_set = any(key.startswith("training.epochs") for key in user_set)
     profile_epochs = None if epochs_set else profile.epochs
-    epochs = ctx.options.epochs or profile_epochs or training.epochs.per_task.get(task, training.epochs.default)
+    # the spec's epochs, or at `rte_epochs: released` the released scripts' 3 for RTE (unless set explicitly)
+    recipe_epochs = paper_epochs({"epochs": training.epochs.model_dump()}, task, PAPER if epochs_set else ctx.fidelity)
+    epochs = ctx.options.epochs or profile_epochs or recipe_epochs
     return recipe, epochs
 
 
@@ -161,7 +169,7 @@ def checkpoint_record(ctx: RunContext, task: str, recipe, eval_batch: int) -> Ch
     data = DataRecord(
         task=task, origin=origin, data_dir=str(options.data_dir) if options.data_dir else None,
         prefix_task_name=spec.tasks.prefix_task_name, data_seed=spec.training.data_seed,
-        mnli_split=options.mnli_split, max_train_samples=options.max_train_samples,
+        fidelity=ctx.fidelity.to_json(), max_train_samples=options.max_train_samples,
         source_length=recipe.source_length, generation_max_length=recipe.generation_max_length,
         eval_batch_size=eval_batch,
     )  # fmt: skip
@@ -198,7 +206,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
         for name, ex in splits.items()
     }
     scorers = {
-        name: metrics_function(task, [e.target for e in splits[name]], metric_inputs(task, splits[name]))
+        name: metrics_function(task, [e.target for e in splits[name]], metric_inputs(task, splits[name]), ctx.fidelity)
         for name in ("validation", "test")
     }
     args = training_arguments(
@@ -214,11 +222,12 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
     checkpoint = resumable_checkpoint(folder) if ctx.options.resume else None  # verified just before it is read
     log.info(
         "%s / seed %d: %d train, %d validation, %d test examples; %d epochs × %d steps; global batch %d = "
-        "%d process%s × %d accumulation × %d per device; learning rate %g, warm-up %d, dropout %g%s",
+        "%d process%s × %d accumulation × %d per device; learning rate %g, warm-up %d, dropout %g; fidelity %s%s",
         task, seed, len(datasets["train"]), len(datasets["validation"]), len(datasets["test"]), epochs,
         steps_per_epoch(len(datasets["train"]), plan.global_batch), plan.global_batch, plan.world_size,
         "es" if plan.world_size != 1 else "", plan.accumulation, plan.per_device, recipe.learning_rate,
-        recipe.warmup_steps, recipe.dropout, f"; resuming from {checkpoint}" if checkpoint else "",
+        recipe.warmup_steps, recipe.dropout, ctx.fidelity.label(spec.method.name, task),
+        f"; resuming from {checkpoint}" if checkpoint else "",
     )  # fmt: skip
     started = time.perf_counter()
     signals = trainer.signals
@@ -263,7 +272,7 @@ def run_one(ctx: RunContext, data, task: str, seed: int) -> Run:
             **recipe.model_dump(mode="json", exclude={"epochs"}),
             "precision": "bf16" if ctx.bf16 else "fp32",  # what the hardware gave, not only what the spec asked
             "epochs": epochs,
-            "mnli_split": ctx.options.mnli_split,
+            "fidelity": ctx.fidelity.relevant(spec.method.name, task),  # the quirks that can change this run
             **plan.describe(),
         },
     )
@@ -339,13 +348,15 @@ def load_data(ctx: RunContext, task: str):
     if ctx.profile.name == "smoke" and options.data_dir is None:
         from harness.data.smoke import smoke_task
 
-        return smoke_task(task, spec.tasks.prefix_task_name, spec.training.data_seed, options.max_train_samples)
+        return smoke_task(
+            task, spec.tasks.prefix_task_name, spec.training.data_seed, options.max_train_samples, ctx.fidelity
+        )
     return load_task(
         task,
         options.data_dir,
         prefix_task_name=spec.tasks.prefix_task_name,
         seed=spec.training.data_seed,
-        mnli_split=options.mnli_split,
+        fidelity=ctx.fidelity,
         train_size=options.max_train_samples,
     )
 
@@ -531,7 +542,7 @@ def comparability(ctx: RunContext, runs: dict[str, list[Run]]) -> tuple[list[str
             reasons.append(f"the model differs from {expected_name(ctx)} in {', '.join(differing)}")
     training = ctx.loaded.resolved["training"]
     triples = [(task, run.recipe, run.max_train_samples) for task, task_runs in runs.items() for run in task_runs]
-    found = differences(training, ctx.options.overrides, triples)
+    found = differences(training, ctx.options.overrides, triples, ctx.fidelity, ctx.loaded.spec.method.name)
     return reasons + found, found
 
 
@@ -566,6 +577,7 @@ def assemble(
         comparable=comparable,
         not_comparable_reason=reason,
         differences=differences,
+        fidelity=ctx.fidelity.to_json(),
         environment=Environment(**environment(ctx)),
         budget=BudgetInfo(**budget),
         seeds=seeds,

@@ -39,6 +39,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from harness.errors import OutputDirError
 from harness.model.record import ADAPTER_FILE, CheckpointRecord, write_record
+from harness.spec.fidelity import Fidelity
 from harness.train import checkpoint as files
 from harness.train.batching import BatchPlan, GlobalBatchSampler, Masked, steps_per_epoch, token_mean_loss
 from harness.train.evaluation import EvaluationStopped, predict_all
@@ -296,12 +297,12 @@ class HarnessTrainer(Seq2SeqTrainer):
         self._load_adapter(self.state.best_model_checkpoint)
 
 
-def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list]) -> Scorer:
+def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list], fidelity: Fidelity) -> Scorer:
     """Predictions (decoded generations, in example order) → harness.data.metrics.compute(task, …)."""
     from harness.data.metrics import compute
 
     def score(predictions: list[str]) -> dict[str, float]:
-        return compute(task, predictions, list(targets), **grouping)
+        return compute(task, predictions, list(targets), fidelity, **grouping)
 
     return score
 

@@ -20,7 +20,8 @@ formula exactly, with less work than its two transforms of size L:
   than the gather itself). The scale 1/(‖G‖ √D), and λ, multiply the small period w, not the (k, D) output.
 - Of the final transform only the D first outputs are computed (`hadamard_head`).
 - The backward uses Pᵀ: for base + λ·P(z), ∂z = λ Pᵀg, ∂λ = ⟨Pᵀg, z⟩ (= ⟨g, P z⟩), ∂base = g, so the
-  D-sized P(z) is never kept for the backward.
+  D-sized P(z) is never kept for the backward. `scaled_backward` gives the released code's ∂z = λ Pᵀg / L
+  (its Hadamard backward is scaled by 1/√L, twice); ∂λ stays exact, as there.
 
 The random B, Π, G of each projection come from a private CPU `torch.Generator` seeded with its seed, never
 the global RNG: a projection is a function of (seed, n, D) and of the torch version's generator. G is stored
@@ -96,7 +97,12 @@ class FastfoodBank(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, out_features: int, seeds: Sequence[int], device: torch.device | str | None = None
+        self,
+        in_features: int,
+        out_features: int,
+        seeds: Sequence[int],
+        device: torch.device | str | None = None,
+        scaled_backward: bool = False,
     ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1 or not seeds:
@@ -105,6 +111,7 @@ class FastfoodBank(nn.Module):
         self.size = next_power_of_two(out_features)  # L
         self.used = min(in_features, self.size)  # d: the entries of z that reach the output
         self.period = min(next_power_of_two(in_features), self.size)  # p
+        self.z_gradient_scale = 1.0 / self.size if scaled_backward else 1.0  # the released code's 1/L, or exact
         k, meta = len(self.seeds), torch.device("meta")
         self.register_buffer("sign", torch.empty(k, self.used, dtype=torch.int8, device=meta), persistent=False)
         index_dtype = torch.int16 if self.period <= 1 << 15 else torch.int32
@@ -230,7 +237,9 @@ class FastfoodBank(nn.Module):
         return _BankUpdate.apply(self, workspace, out, z, scales, *bases)
 
     def extra_repr(self) -> str:
-        return f"rows={self.rows}, in_features={self.in_features}, out_features={self.out_features}, L={self.size}"
+        scaled = ", backward z-gradient × 1/L (released)" if self.z_gradient_scale != 1.0 else ""
+        shape = f"rows={self.rows}, in_features={self.in_features}, out_features={self.out_features}"
+        return f"{shape}, L={self.size}{scaled}"
 
 
 class _BankUpdate(torch.autograd.Function):
@@ -266,6 +275,8 @@ class _BankUpdate(torch.autograd.Function):
             pt_g = bank.project_transpose(g, ctx.workspace)  # (k, n): P_iᵀ g_i
             if needs[3]:
                 grad_z = scales @ pt_g if ctx.has_scales else pt_g.sum(0)  # (n,) = Σ_i λ_i P_iᵀ g_i
+                if bank.z_gradient_scale != 1.0:
+                    grad_z = grad_z * bank.z_gradient_scale  # (n,): the released code's Σ_i λ_i P_iᵀ g_i / L
             if needs[4]:
                 grad_scales = pt_g @ z  # (k,): ⟨P_iᵀ g_i, z⟩
         grad_bases = [g if need else None for g, need in zip(grads, needs[5:], strict=True)] if ctx.shapes else []

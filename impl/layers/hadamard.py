@@ -12,7 +12,9 @@ the rotations add up to K bits, the original order. With b ≤ 16 each pass is o
 multiply-adds per element: O(L · b · K / log2 b) = O(L log L) work in few memory passes, CPU and GPU alike.
 
 The gradient is exact: y = x H ⇒ ∂L/∂x = (∂L/∂y) Hᵀ = fwht(∂L/∂y). (The released code's backward
-multiplies this by 1/√L, a leftover of a normalised transform: its gradients are √L times too small.)
+multiplies each pass by 1/√L, a leftover of a normalised transform; a Fastfood projection has two passes,
+so there z's gradient through a tensor of L = 2^k entries is L times too small, a factor that differs
+per tensor: `FastfoodBank(scaled_backward=True)` reproduces it, fidelity `said_backward: released`.)
 
 `hadamard_head` and `hadamard_of_head` are the truncated and the zero-padded transforms Fastfood needs,
 (u H_L)[:, :D] and pad_L(g) H_L, in about 60 % of a full transform when D is just above L/2. Functions

@@ -19,7 +19,9 @@ MAX_CHUNK_ELEMENTS = 1 << 25  # k · L per bank: bounds the (k, L) temporaries o
 class IntrinsicSAID(nn.Module):
     """z (d′−m−1), λ (m+1) and the Fastfood projections of every base tensor of the model it is built on."""
 
-    def __init__(self, model: nn.Module, intrinsic_dimension: int, projection_seed: int) -> None:
+    def __init__(
+        self, model: nn.Module, intrinsic_dimension: int, projection_seed: int, scaled_backward: bool = False
+    ) -> None:
         super().__init__()
         targets = list(model.named_parameters())  # unique tensors: the tied embedding once
         m = len(targets)
@@ -49,7 +51,8 @@ class IntrinsicSAID(nn.Module):
             for start in range(0, len(indices), per_bank):
                 members = indices[start : start + per_bank]
                 seeds = [derive_seed(projection_seed, self._names[i]) for i in members]
-                banks.append(FastfoodBank(self.z.numel(), size, seeds, device=device))
+                bank = FastfoodBank(self.z.numel(), size, seeds, device=device, scaled_backward=scaled_backward)
+                banks.append(bank)
                 self._members.append(members)
         self.banks = nn.ModuleList(banks)
         for bank, members in zip(self.banks, self._members, strict=True):
@@ -178,9 +181,11 @@ class _Exit:
         return None
 
 
-def attach_intrinsic_said(model: nn.Module, intrinsic_dimension: int, projection_seed: int) -> None:
+def attach_intrinsic_said(
+    model: nn.Module, intrinsic_dimension: int, projection_seed: int, scaled_backward: bool = False
+) -> None:
     """Register `IntrinsicSAID` as `model.intrinsic_said` with its hooks on the model, encoder and decoder."""
-    said = IntrinsicSAID(model, intrinsic_dimension, projection_seed)
+    said = IntrinsicSAID(model, intrinsic_dimension, projection_seed, scaled_backward)
     model.add_module(NAME, said)
     entries = [model, *(getattr(model, stack) for stack in ("encoder", "decoder") if hasattr(model, stack))]
     for module in entries:  # what training, evaluation and generate call

@@ -20,11 +20,17 @@ Projections are drawn from `projection_seed` (a method argument) with private ge
 RNG: the same seed gives the same projections in any process, and checkpoints record the seed and a
 fingerprint of the draws, which loading checks (`impl.state`). The released code drew them from the global
 RNG and did not save them, so its checkpoints cannot be reloaded.
+
+`hadamard_backward="scaled"` reproduces the released code's gradient (fidelity `said_backward: released`):
+its Walsh–Hadamard autograd function multiplies each backward pass by 1/√L_i (projections/intrinsic.py:
+123-139), and P_i has two of them, so z's gradient through tensor i is scaled by 1/L_i:
+
+    ∂z = Σ_i λ_i P_iᵀ g_i / L_i   (released),   ∂z = Σ_i λ_i P_iᵀ g_i   (exact);   ∂λ_i = ⟨g_i, P_i(z)⟩ in both.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from impl.registry import MethodArgumentError, register
 
@@ -35,12 +41,19 @@ NAME = "intrinsic_said"
 
 
 @register(NAME)
-def build(model: nn.Module, *, intrinsic_dimension: int = 20000, projection_seed: int = 0) -> None:
-    """Intrinsic-SAID: θ_i = θ_i⁰ + λ_i · P_i(z) for every base tensor, Fastfood P_i; z and λ train (d′ in all)."""
+def build(
+    model: nn.Module,
+    *,
+    intrinsic_dimension: int = 20000,
+    projection_seed: int = 0,
+    hadamard_backward: Literal["exact", "scaled"] = "exact",
+) -> None:
+    """Intrinsic-SAID: θ_i = θ_i⁰ + λ_i · P_i(z) for every base tensor, Fastfood P_i; z and λ train (d′ in all).
+    `hadamard_backward="scaled"`: z's gradient through tensor i × 1/L_i, as the released code."""
     if hasattr(model, NAME):
         raise MethodArgumentError("intrinsic_dimension", f"the model already has an attribute {NAME!r}")
     if projection_seed < 0:
         raise MethodArgumentError("projection_seed", f"must be a non-negative integer, got {projection_seed}")
     from impl.layers.intrinsic_said import attach_intrinsic_said
 
-    attach_intrinsic_said(model, intrinsic_dimension, projection_seed)
+    attach_intrinsic_said(model, intrinsic_dimension, projection_seed, scaled_backward=hadamard_backward == "scaled")

@@ -1,0 +1,110 @@
+"""`harness run --sweep-fidelity`: which of the released code's quirks moves which score, and by how much.
+
+The spec runs at `paper`, at `released`, and once per quirk that can change its method on the chosen tasks
+with that quirk alone released (the rest paper), on the same seeds: each setting is an ordinary run in
+`<output>/fidelity/<setting>/` (its own results.json and report; a single quirk's run trains only the
+tasks it changes). `<output>/fidelity.json` and `<output>/report.md` give, per task, each setting's mean
+test average and its difference from `paper`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SpecError
+from harness.model.checked import load_spec
+from harness.spec.fidelity import QUIRKS
+
+log = logging.getLogger("harness.fidelity")
+BOTH = ("paper", "released")
+
+
+def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list[str], list[str]]]:
+    """(name, overrides, tasks) of every setting: paper, released, then each applicable quirk alone."""
+    method = load_spec(spec_path, build=False, overrides=options.overrides).spec.method.name
+    found = [("paper", ["fidelity.preset=paper"], tasks), ("released", ["fidelity.preset=released"], tasks)]
+    for quirk in QUIRKS:
+        changed = [task for task in tasks if quirk.applies_to(method, task)]
+        if changed:
+            found.append((quirk.name, ["fidelity.preset=paper", f"fidelity.{quirk.name}=released"], changed))
+    return found
+
+
+def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
+    """Every setting, one run each; (a summary line, the sweep's folder)."""
+    from harness.spec.loader import override_key
+    from harness.train.devices import is_main_process
+    from harness.train.output_dir import check_output_dir, prepare_output_dir
+    from harness.train.profiles import PROFILES
+    from harness.train.runner import check_options, run_single
+
+    if any(override_key(o) == "fidelity" or override_key(o).startswith("fidelity.") for o in options.overrides):
+        raise SpecError(["--sweep-fidelity: sets the fidelity of every run itself; drop --fidelity and "
+                         "--set fidelity.…"])  # fmt: skip
+    profile = PROFILES.get(options.profile)
+    loaded = load_spec(spec_path, build=False, overrides=options.overrides)
+    tasks = options.tasks or list((profile.default_tasks if profile else None) or loaded.spec.tasks.names)
+    check_options(options, tasks)
+    output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-fidelity")
+    if is_main_process():
+        check_output_dir(output_dir, options.resume, options.overwrite)
+    runs: list[dict[str, Any]] = []
+    for index, (name, overrides, setting_tasks) in enumerate(settings(spec_path, options, tasks)):
+        folder = output_dir / "fidelity" / name
+        setting = dataclasses.replace(
+            options, tasks=setting_tasks, output_dir=folder, overrides=[*overrides, *options.overrides],
+            resume=options.resume and folder.is_dir(), overwrite=False,
+        )  # fmt: skip
+        if index == 0:  # every check (spec, model, data) passes before anything is written
+            run_single(spec_path, dataclasses.replace(setting, check_only=True))
+            if is_main_process():
+                prepare_output_dir(output_dir, options.resume, options.overwrite)
+        results, _ = run_single(spec_path, setting)
+        runs.append({"setting": name, "folder": str(folder.relative_to(output_dir)), "results": results})
+    summary = summarise(runs)
+    if is_main_process():
+        (output_dir / "fidelity.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (output_dir / "report.md").write_text(markdown(summary), encoding="utf-8")
+    return f"fidelity sweep of {len(runs)} settings: see report.md", output_dir
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task: each setting's mean test average and its difference from paper (the same seeds)."""
+    tasks = list(dict.fromkeys(task for run in runs for task in run["results"].tasks))
+    table: dict[str, list[dict[str, Any]]] = {}
+    for task in tasks:
+        paper = runs[0]["results"].tasks[task].test_mean["average"]
+        rows = []
+        for run in runs:
+            entry = run["results"].tasks.get(task)
+            if entry is not None:
+                score = entry.test_mean["average"]
+                rows.append({"setting": run["setting"], "folder": run["folder"], "test": score, "delta": score - paper})
+        table[task] = rows
+    seeds = runs[0]["results"].seeds
+    return {"seeds": seeds, "method": runs[0]["results"].method, "tasks": table}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """report.md: the per-task table of settings (each quirk alone, and all released) against paper."""
+    seeds = ", ".join(str(seed) for seed in summary["seeds"])
+    lines = [
+        f"# Paper against released: {summary['method']}",
+        "",
+        f"Mean test average over seeds {seeds}; Δ is the setting minus `paper` on the same seeds. A quirk's row "
+        "has it alone at `released` (the rest `paper`); `released` has every quirk (`python -m harness fidelity`).",
+        "",
+    ]
+    for task, rows in summary["tasks"].items():
+        lines += [f"## {task}", "", "| setting | test average | Δ vs paper | run |", "|---|---:|---:|---|"]
+        for row in rows:
+            delta = "—" if row["setting"] == "paper" else f"{row['delta']:+.2f}"
+            lines.append(
+                f"| `{row['setting']}` | {row['test']:.2f} | {delta} | [{row['folder']}]({row['folder']}/report.md) |"
+            )
+        lines.append("")
+    return "\n".join(lines)
