@@ -222,6 +222,8 @@ def _run_section(item: LoadedResults, label: str, comparison, output_dir: Path) 
         f"profile **{run.profile}**",
         f"- model: {run.model.source} (architecture {run.model.architecture}; the spec's model {run.model.spec_model})",
         f"- comparable with the paper: {comparable}",
+        f"- fidelity: {run.resolved_fidelity().label(run.method)} (`python -m harness fidelity`; per task: the "
+        "runs' recipes)",
         f"- environment: {env.device}, {env.precision}, {deepspeed}, world size {env.world_size}, "
         f"git {env.git_commit or 'unknown'}" + (f"; {packages}" if packages else ""),
         f"- budget: {budget.trainable_params:,} trainable of {budget.base_params:,} = "
