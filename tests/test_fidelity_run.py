@@ -159,3 +159,17 @@ def test_sweep_fidelity_reports_each_quirks_difference_on_the_same_seeds(tmp_pat
     assert scores["task_prefix"] == scores["paper"]
     report = (output_dir / "report.md").read_text()
     assert "| `copa_question` |" in report and "fidelity/copa_question/report.md" in report
+
+
+def test_the_sweep_runs_rte_epochs_alone_only_where_the_recipe_chooses_the_epochs():
+    from harness.train.fidelity_sweep import settings
+
+    spec = SPEC_DIR / "compacter.yaml"
+    paper = settings(spec, RunOptions(profile="paper"), ["rte", "mrpc"])
+    assert [(name, tasks) for name, _, tasks in paper] == [
+        ("paper", ["rte", "mrpc"]), ("released", ["rte", "mrpc"]), ("rte_epochs", ["rte"])
+    ]  # fmt: skip
+    assert paper[2][1] == ["fidelity.preset=paper", "fidelity.rte_epochs=released"]
+    for options in (RunOptions(profile="smoke"), RunOptions(profile="paper", epochs=3),
+                    RunOptions(profile="paper", overrides=["training.epochs.default=2"])):  # fmt: skip
+        assert [name for name, _, _ in settings(spec, options, ["rte"])] == ["paper", "released"]

@@ -23,13 +23,32 @@ log = logging.getLogger("harness.fidelity")
 BOTH = ("paper", "released")
 
 
+def epochs_fixed(options) -> str | None:
+    """Why the epochs are not the recipe's (so `rte_epochs` changes nothing), or None."""
+    from harness.spec.loader import override_key
+    from harness.train.profiles import PROFILES
+
+    if options.epochs is not None:
+        return "--epochs sets every task's epochs"
+    if any(override_key(o).startswith("training.epochs") for o in options.overrides):
+        return "--set training.epochs… sets the epochs"
+    profile = PROFILES.get(options.profile)
+    if profile is not None and profile.epochs is not None:
+        return f"the {profile.name} profile sets the epochs"
+    return None
+
+
 def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list[str], list[str]]]:
-    """(name, overrides, tasks) of every setting: paper, released, then each applicable quirk alone."""
+    """(name, overrides, tasks) of every setting: paper, released, then each applicable quirk alone (not
+    `rte_epochs` when the epochs are set otherwise: its run would be paper's again)."""
     method = load_spec(spec_path, build=False, overrides=options.overrides).spec.method.name
     found = [("paper", ["fidelity.preset=paper"], tasks), ("released", ["fidelity.preset=released"], tasks)]
     for quirk in QUIRKS:
         changed = [task for task in tasks if quirk.applies_to(method, task)]
-        if changed:
+        why = epochs_fixed(options) if quirk.name == "rte_epochs" else None
+        if changed and why:
+            log.info("fidelity sweep: no run of rte_epochs alone: %s", why)
+        elif changed:
             found.append((quirk.name, ["fidelity.preset=paper", f"fidelity.{quirk.name}=released"], changed))
     return found
 
