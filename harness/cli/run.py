@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"interrupted: {error}", file=sys.stderr)
         return 130
     if is_main_process():  # one summary line per launch, not one per process
-        print(f"{output_dir}/results.json: {summary}")
+        print(f"{output_dir}{'' if args.sweep or args.sweep_fidelity else '/results.json'}: {summary}")
     return EXIT_OK if ok else EXIT_FAILED
 
 

@@ -2,9 +2,12 @@
 
 The spec runs at `paper`, at `released`, and once per quirk that can change its method on the chosen tasks
 with that quirk alone released (the rest paper), on the same seeds: each setting is an ordinary run in
-`<output>/fidelity/<setting>/` (its own results.json and report; a single quirk's run trains only the
-tasks it changes). `<output>/fidelity.json` and `<output>/report.md` give, per task, each setting's mean
-test average and its difference from `paper`.
+`<output>/fidelity/<setting>/` (its own results.json and report). A single quirk's run trains only the
+tasks it changes — except in the smoke profile, whose tokenizer is trained on the texts of every task of
+the run, so each setting trains them all to keep the same vocabulary (its other texts still give it
+another tokenizer: a smoke Δ shows the sweep works, not what a quirk does to a score). `fidelity.json` and
+`report.md` in `<output>` give, per task a setting changes, its mean test average and its difference from
+`paper`.
 """
 
 from __future__ import annotations
@@ -38,18 +41,20 @@ def epochs_fixed(options) -> str | None:
     return None
 
 
-def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list[str], list[str]]]:
-    """(name, overrides, tasks) of every setting: paper, released, then each applicable quirk alone (not
-    `rte_epochs` when the epochs are set otherwise: its run would be paper's again)."""
+def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """(name, overrides, tasks it trains, tasks it changes) of every setting: paper, released, then each
+    applicable quirk alone (not `rte_epochs` when the epochs are set otherwise: its run would be paper's)."""
     method = load_spec(spec_path, build=False, overrides=options.overrides).spec.method.name
-    found = [("paper", ["fidelity.preset=paper"], tasks), ("released", ["fidelity.preset=released"], tasks)]
+    found = [("paper", ["fidelity.preset=paper"], tasks, tasks), ("released", ["fidelity.preset=released"], tasks,
+                                                                   tasks)]  # fmt: skip
     for quirk in QUIRKS:
         changed = [task for task in tasks if quirk.applies_to(method, task)]
         why = epochs_fixed(options) if quirk.name == "rte_epochs" else None
         if changed and why:
             log.info("fidelity sweep: no run of rte_epochs alone: %s", why)
         elif changed:
-            found.append((quirk.name, ["fidelity.preset=paper", f"fidelity.{quirk.name}=released"], changed))
+            trained = tasks if options.profile == "smoke" else changed  # smoke: one tokenizer for the same tasks
+            found.append((quirk.name, ["fidelity.preset=paper", f"fidelity.{quirk.name}=released"], trained, changed))
     return found
 
 
@@ -72,7 +77,7 @@ def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     if is_main_process():
         check_output_dir(output_dir, options.resume, options.overwrite)
     runs: list[dict[str, Any]] = []
-    for index, (name, overrides, setting_tasks) in enumerate(settings(spec_path, options, tasks)):
+    for index, (name, overrides, setting_tasks, changed) in enumerate(settings(spec_path, options, tasks)):
         folder = output_dir / "fidelity" / name
         setting = dataclasses.replace(
             options, tasks=setting_tasks, output_dir=folder, overrides=[*overrides, *options.overrides],
@@ -83,7 +88,8 @@ def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
             if is_main_process():
                 prepare_output_dir(output_dir, options.resume, options.overwrite)
         results, _ = run_single(spec_path, setting)
-        runs.append({"setting": name, "folder": str(folder.relative_to(output_dir)), "results": results})
+        runs.append({"setting": name, "folder": str(folder.relative_to(output_dir)), "results": results,
+                     "changes": changed})  # fmt: skip
     summary = summarise(runs)
     if is_main_process():
         (output_dir / "fidelity.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
@@ -100,12 +106,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rows = []
         for run in runs:
             entry = run["results"].tasks.get(task)
-            if entry is not None:
+            if entry is not None and task in run["changes"]:
                 score = entry.test_mean["average"]
                 rows.append({"setting": run["setting"], "folder": run["folder"], "test": score, "delta": score - paper})
         table[task] = rows
     seeds = runs[0]["results"].seeds
-    return {"seeds": seeds, "method": runs[0]["results"].method, "tasks": table}
+    first = runs[0]["results"]
+    return {"seeds": seeds, "method": first.method, "profile": first.profile, "tasks": table}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -118,6 +125,12 @@ def markdown(summary: dict[str, Any]) -> str:
         "has it alone at `released` (the rest `paper`); `released` has every quirk (`python -m harness fidelity`).",
         "",
     ]
+    if summary["profile"] == "smoke":
+        lines += [
+            "Smoke profile: a tiny random model whose tokenizer is trained on each setting's own texts, so a Δ here "
+            "shows that the sweep runs, not what a quirk does to a score; use `--profile paper`.",
+            "",
+        ]
     for task, rows in summary["tasks"].items():
         lines += [f"## {task}", "", "| setting | test average | Δ vs paper | run |", "|---|---:|---:|---|"]
         for row in rows:
