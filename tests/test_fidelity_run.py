@@ -164,7 +164,7 @@ def test_sweep_fidelity_reports_each_quirks_difference_on_the_same_seeds(tmp_pat
 def test_the_sweep_runs_rte_epochs_alone_only_where_the_recipe_chooses_the_epochs():
     from harness.train.fidelity_sweep import settings
 
-    spec = SPEC_DIR / "compacter.yaml"
+    spec = "compacter"
     paper = settings(spec, RunOptions(profile="paper"), ["rte", "mrpc"])
     assert [(name, trained, changed) for name, _, trained, changed in paper] == [
         ("paper", ["rte", "mrpc"], ["rte", "mrpc"]), ("released", ["rte", "mrpc"], ["rte", "mrpc"]),
@@ -175,5 +175,5 @@ def test_the_sweep_runs_rte_epochs_alone_only_where_the_recipe_chooses_the_epoch
                     RunOptions(profile="paper", overrides=["training.epochs.default=2"])):  # fmt: skip
         assert [name for name, *_ in settings(spec, options, ["rte"])] == ["paper", "released"]
     # the smoke tokenizer is trained on every task of a run: a quirk's run there trains them all
-    smoke = settings(SPEC_DIR / "intrinsic_said.yaml", RunOptions(profile="smoke"), ["copa", "stsb"])
+    smoke = settings("intrinsic_said", RunOptions(profile="smoke"), ["copa", "stsb"])
     assert ("stsb_target", ["copa", "stsb"], ["stsb"]) in [(n, t, c) for n, _, t, c in smoke]

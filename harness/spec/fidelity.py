@@ -43,6 +43,11 @@ class Quirk:
         fits_method = not self.methods if method is None else (not self.methods or method in self.methods)
         return fits_method and (task is None or not self.tasks or task in self.tasks)
 
+    def argument_value(self, position: Position) -> str:
+        """The value this quirk gives its method argument at `position`."""
+        assert self.argument is not None, self.name
+        return self.argument[1 + POSITIONS.index(position)]
+
 
 QUIRKS: tuple[Quirk, ...] = (
     Quirk(
@@ -166,20 +171,22 @@ class Fidelity:
         """`paper`, `released`, or `paper, released: a, b` (a mix), over the quirks that apply (all of them when
         neither method nor task is given)."""
         positions = self.positions if method is None and task is None else self.relevant(method, task)
-        values = set(positions.values())
-        if len(values) <= 1:
-            return next(iter(values), "paper")
-        return "paper, released: " + ", ".join(name for name, pos in positions.items() if pos == "released")
+        released = _released_in_a_mix(positions)
+        return "paper, released: " + ", ".join(released) if released else next(iter(positions.values()), "paper")
 
     def mixed(self, method: str, task: str | None = None) -> list[str]:
         """The quirks that apply and are released while another that applies is not: [] unless a mix."""
-        positions = self.relevant(method, task)
-        if len(set(positions.values())) <= 1:
-            return []
-        return [name for name, pos in positions.items() if pos == "released"]
+        return _released_in_a_mix(self.relevant(method, task))
 
     def to_json(self) -> dict[str, Position]:
         return dict(self.positions)
+
+
+def _released_in_a_mix(positions: Mapping[str, Position]) -> list[str]:
+    """The released names among `positions` when they are not all one position, else []."""
+    if len(set(positions.values())) <= 1:
+        return []
+    return [name for name, pos in positions.items() if pos == "released"]
 
 
 PAPER = Fidelity.preset("paper")
@@ -223,8 +230,7 @@ def section_errors(section: Mapping[str, Any], method: str, arguments: Mapping[s
         if section.get(name) is not None and not quirk.applies_to(method):
             errors.append(f"fidelity.{name}: changes only {', '.join(quirk.methods)}, not {method}")
         if quirk.argument is not None and quirk.applies_to(method):
-            argument, *values = quirk.argument
-            wanted = values[POSITIONS.index(fidelity.positions[name])]
+            argument, wanted = quirk.argument[0], quirk.argument_value(fidelity.positions[name])
             given = arguments.get(argument)
             if given is not None and given != wanted:
                 errors.append(
@@ -242,8 +248,7 @@ def apply_to_spec(data: dict[str, Any], fidelity: Fidelity) -> dict[str, Any]:
     for name, quirk in BY_NAME.items():
         if quirk.argument is None or not quirk.applies_to(method):
             continue
-        argument, *values = quirk.argument
-        args[argument] = values[POSITIONS.index(fidelity.positions[name])]
+        args[quirk.argument[0]] = quirk.argument_value(fidelity.positions[name])
         if quirk.released_init is not None and fidelity.released(name):
             trainable = f"{method}.*"
             init = [

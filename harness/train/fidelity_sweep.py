@@ -23,7 +23,6 @@ from harness.model.checked import load_spec
 from harness.spec.fidelity import QUIRKS
 
 log = logging.getLogger("harness.fidelity")
-BOTH = ("paper", "released")
 
 
 def epochs_fixed(options) -> str | None:
@@ -41,10 +40,9 @@ def epochs_fixed(options) -> str | None:
     return None
 
 
-def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list[str], list[str], list[str]]]:
-    """(name, overrides, tasks it trains, tasks it changes) of every setting: paper, released, then each
-    applicable quirk alone (not `rte_epochs` when the epochs are set otherwise: its run would be paper's)."""
-    method = load_spec(spec_path, build=False, overrides=options.overrides).spec.method.name
+def settings(method: str, options, tasks: list[str]) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """(name, overrides, tasks it trains, tasks it changes) of every setting of `method`: paper, released, then
+    each applicable quirk alone (not `rte_epochs` when the epochs are set otherwise: its run would be paper's)."""
     found = [("paper", ["fidelity.preset=paper"], tasks, tasks), ("released", ["fidelity.preset=released"], tasks,
                                                                    tasks)]  # fmt: skip
     for quirk in QUIRKS:
@@ -60,24 +58,25 @@ def settings(spec_path: Path, options, tasks: list[str]) -> list[tuple[str, list
 
 def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     """Every setting, one run each; (a summary line, the sweep's folder)."""
+    from harness.results.comparability import is_fidelity_override
     from harness.spec.loader import override_key
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-    from harness.train.profiles import PROFILES
-    from harness.train.runner import check_options, run_single
+    from harness.train.runner import check_options, chosen_tasks, profile_of, run_single
 
-    if any(override_key(o) == "fidelity" or override_key(o).startswith("fidelity.") for o in options.overrides):
+    if any(is_fidelity_override(override_key(o)) for o in options.overrides):
         raise SpecError(["--sweep-fidelity: sets the fidelity of every run itself; drop --fidelity and "
                          "--set fidelity.…"])  # fmt: skip
-    profile = PROFILES.get(options.profile)
+    profile = profile_of(options)
     loaded = load_spec(spec_path, build=False, overrides=options.overrides)
-    tasks = options.tasks or list((profile.default_tasks if profile else None) or loaded.spec.tasks.names)
+    tasks = chosen_tasks(options, profile, loaded)
     check_options(options, tasks)
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-fidelity")
     if is_main_process():
         check_output_dir(output_dir, options.resume, options.overwrite)
     runs: list[dict[str, Any]] = []
-    for index, (name, overrides, setting_tasks, changed) in enumerate(settings(spec_path, options, tasks)):
+    plan = settings(loaded.spec.method.name, options, tasks)
+    for index, (name, overrides, setting_tasks, changed) in enumerate(plan):
         folder = output_dir / "fidelity" / name
         setting = dataclasses.replace(
             options, tasks=setting_tasks, output_dir=folder, overrides=[*overrides, *options.overrides],
@@ -110,9 +109,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 score = entry.test_mean["average"]
                 rows.append({"setting": run["setting"], "folder": run["folder"], "test": score, "delta": score - paper})
         table[task] = rows
-    seeds = runs[0]["results"].seeds
     first = runs[0]["results"]
-    return {"seeds": seeds, "method": first.method, "profile": first.profile, "tasks": table}
+    return {"seeds": first.seeds, "method": first.method, "profile": first.profile, "tasks": table}
 
 
 def markdown(summary: dict[str, Any]) -> str:

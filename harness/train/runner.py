@@ -363,9 +363,7 @@ def load_data(ctx: RunContext, task: str):
 
 def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Path]:
     """One setting of the spec: every task and seed; returns the results and the output folder."""
-    if options.profile not in PROFILES:
-        raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
-    profile = PROFILES[options.profile]
+    profile = profile_of(options)
     loaded = load_spec(spec_path, overrides=options.overrides, build=False)
     # smoke: the spec's tiny check model (AdapterDrop: 12 + 12 blocks); paper: the spec's model
     default_model = loaded.check_model_file.name if profile.name == "smoke" else loaded.spec.model
@@ -377,7 +375,7 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
         check_paper_sources(model_file, options.pretrained, options.data_dir)
     elif options.pretrained is not None:
         raise SpecError(["--pretrained: the smoke profile builds a random model; weights need --profile paper"])
-    tasks = options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
+    tasks = chosen_tasks(options, profile, loaded)
     check_options(options, tasks)
     seeds = options.seeds or [loaded.spec.training.seed]
     output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
@@ -392,6 +390,18 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     needs_group = deepspeed is not None or torch.cuda.device_count() > 1
     with single_process_group() if needs_group else contextlib.nullcontext():
         return run_context(ctx, tasks, seeds)
+
+
+def profile_of(options: RunOptions) -> Profile:
+    """The `--profile` named, or a SpecError listing the known ones."""
+    if options.profile not in PROFILES:
+        raise SpecError([f"--profile: unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"])
+    return PROFILES[options.profile]
+
+
+def chosen_tasks(options: RunOptions, profile: Profile, loaded: LoadedSpec) -> list[str]:
+    """`--tasks`, else the profile's (smoke: rte), else the spec's."""
+    return options.tasks or list(profile.default_tasks or loaded.spec.tasks.names)
 
 
 def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[dict[str, Any], Path]:
