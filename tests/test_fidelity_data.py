@@ -271,3 +271,16 @@ def test_fidelity_arguments_apply_in_order_and_refuse_unknown_names():
         with_arguments(PAPER, ["said_backwrd=released"])
     with pytest.raises(ValueError, match=r"expected paper \| released"):
         with_arguments(PAPER, ["mnli_split=yes"])
+
+
+def test_data_shows_the_released_format_and_refuses_an_unknown_option_in_one_line(capsys):
+    from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+
+    assert main(["data", "mnli", "--toy", "--limit", "1", "--fidelity", "released"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "fidelity released:" in out and " hypothesis " in out and "hypothesis:" not in out
+    assert "rows of original validation_mismatched" in out
+    assert main(["data", "mnli", "--toy", "--fidelity", "mnli_splt=released"]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fidelity: 'mnli_splt=released': no fidelity option 'mnli_splt'" in err[0]
+    assert "mnli_split" in err[0]
