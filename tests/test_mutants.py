@@ -96,8 +96,9 @@ def test_the_unmutated_selections_run_once_per_set_of_files():
         ({"by": "test_order"}, "passed", "", ("failed", "tests/u.py::test_order"), "misattributed"),
         ({"by": "test_order"}, "passed", "", ("passed", ""), "survived"),
         ({"by": "test_order", "survives": "equivalent: x"}, "passed", "", None, "explained"),
+        ({"by": "test_order"}, "empty", "", None, "empty"),
     ],
-    ids=["meant", "elsewhere", "impl", "timeout", "whole-suite-only", "survived", "explained"],
+    ids=["meant", "elsewhere", "impl", "timeout", "whole-suite-only", "survived", "explained", "no-test"],
 )
 def test_a_kill_counts_for_its_property_only_when_the_named_test_fails(keys, outcome, test, whole, expected):
     assert verdict(mutant("m", **keys), outcome, test, whole) == expected
