@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.data.metrics import compute, normalize_answer
 from harness.data.protocol import load_task, metric_inputs
@@ -102,6 +104,28 @@ def test_multirc_f1_over_answers_and_exact_match_per_question():
     assert scores == pytest.approx({"f1": 200 / 3, "em": 100 / 3, "average": 50.0})
 
 
+def test_multirc_exact_match_needs_every_answer_of_the_question_right_wherever_the_wrong_one_is():
+    # question A: rows 0, 1, 2 with the wrong answer first (row 0) -> 0; B: rows 3, 4 wrong in the middle of
+    # the list but not last of B (row 3) -> 0; C: row 5 right -> 100. em = 100/3 by hand
+    predictions = ["0", "1", "0", "1", "0", "1"]
+    targets = ["1", "1", "0", "0", "0", "1"]
+    group = ["A", "A", "A", "B", "B", "C"]
+    assert compute("multirc", predictions, targets, group=group)["em"] == pytest.approx(100 / 3)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from("01"), st.sampled_from(["right", "flip", "junk"])),
+                min_size=1, max_size=30))  # fmt: skip
+def test_multirc_exact_match_is_the_share_of_questions_with_no_wrong_answer(rows):
+    """Reference: the definition, by question, with any() over each question's wrong answers."""
+    wrong_of = {"right": lambda t: t, "flip": lambda t: "10"[int(t)], "junk": lambda t: " maybe "}
+    predictions = [wrong_of[how](t) for _, t, how in rows]
+    questions = {q for q, _, _ in rows}
+    failed = {q for q, _, how in rows if how != "right"}
+    expected = 100 * (len(questions) - len(failed)) / len(questions)
+    scores = compute("multirc", predictions, [t for _, t, _ in rows], group=[q for q, _, _ in rows])
+    assert scores["em"] == pytest.approx(expected)
+
+
 def test_multirc_needs_its_groups():
     with pytest.raises(ValueError, match="group="):
         compute("multirc", ["1"], ["1"])
@@ -122,6 +146,34 @@ def test_record_without_answers_scores_against_the_target():
     assert compute("record", ["an apple", "pear"], ["Apple", "plum"]) == pytest.approx(
         {"em": 50.0, "f1": 50.0, "average": 50.0}
     )
+
+
+def test_record_em_and_f1_take_a_later_gold_answer_too():
+    # [0] "bob" is the 2nd gold answer: EM 1, F1 1; [1] "the eiffel tower" = 3rd answer "Eiffel Tower" after
+    # normalisation: EM 1, F1 1; [2] "Paris" matches no answer: 0. EM = F1 = 2/3 by hand
+    predictions = ["bob", "the eiffel tower", "Paris"]
+    answers = [["Ann", "Bob"], ["Tower", "Eiffel", "Eiffel Tower"], ["Lyon", "Nice"]]
+    scores = compute("record", predictions, [a[0] for a in answers], answers=answers)
+    assert scores == pytest.approx({"em": 200 / 3, "f1": 200 / 3, "average": 200 / 3})
+
+
+ANSWER = st.sampled_from(["Bob", "Ann Lee", "The Hague", "New York", "Mr. Smith", "an Owl", "Bob Jr"])
+
+
+@given(st.lists(st.tuples(st.lists(ANSWER, min_size=1, max_size=4), st.integers(0, 3)), min_size=1, max_size=8))
+def test_record_predicting_any_gold_answer_scores_100(cases):
+    """EM and F1 are maxima over ALL gold answers: a prediction equal to any one of them is perfect."""
+    answers = [gold for gold, _ in cases]
+    predictions = [gold[pick % len(gold)] for gold, pick in cases]
+    scores = compute("record", predictions, [gold[0] for gold in answers], answers=answers)
+    assert scores == pytest.approx({"em": 100.0, "f1": 100.0, "average": 100.0})
+
+
+def test_squad_token_f1_counts_repeated_tokens():
+    # tokens are a multiset: "new york new" vs "new york new jersey": common {new: 2, york: 1} = 3,
+    # P = 3/3, R = 3/4 -> F1 = 2·(3/4)/(7/4) = 6/7; EM 0
+    scores = compute("record", ["New York New"], ["New York New Jersey"])
+    assert scores == pytest.approx({"em": 0.0, "f1": 600 / 7, "average": 300 / 7})
 
 
 def test_squad_normalisation():
