@@ -19,7 +19,8 @@ import torch
 import harness.train.evaluation
 import harness.train.runner
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.train.checkpoint import MANIFEST, seal
+from harness.errors import OutputDirError
+from harness.train.checkpoint import MANIFEST, seal, verify
 from tests.test_run import SMALL, SPEC, InterruptAt, adapter, run_cli
 
 INTERRUPTED = 130
@@ -60,6 +61,61 @@ def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
         assert main(["run", SPEC, *SMALL, *args, "--output-dir", str(output_dir)]) == INTERRUPTED
+
+
+def sealed_folder(root: Path) -> Path:
+    """A checkpoint-like folder with a nested engine file, sealed."""
+    folder = root / "checkpoint-4"
+    (folder / "global_step4").mkdir(parents=True)
+    (folder / "adapter.safetensors").write_bytes(b"top-level tensors")
+    (folder / "global_step4" / "mp_rank_00_model_states.pt").write_bytes(b"nested engine state" * 10)
+    seal(folder)
+    return folder
+
+
+def refusal(folder: Path) -> str:
+    with pytest.raises(OutputDirError) as raised:
+        verify(folder)
+    (line,) = raised.value.errors
+    assert "nothing was loaded or removed" in line
+    return line
+
+
+def test_the_manifest_seals_every_file_nested_ones_too_by_size_and_sha256(tmp_path):
+    folder = sealed_folder(tmp_path)
+    listed = json.loads((folder / MANIFEST).read_text())["files"]
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST]
+    expected = {
+        str(p.relative_to(folder)): {"bytes": len(p.read_bytes()), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        for p in files
+    }
+    assert "global_step4/mp_rank_00_model_states.pt" in expected
+    assert listed == expected
+    verify(folder)  # exactly as sealed: accepted
+
+
+def test_a_nested_file_changed_in_place_is_refused(tmp_path):
+    folder = sealed_folder(tmp_path)
+    path = folder / "global_step4" / "mp_rank_00_model_states.pt"
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x01  # the same size, one bit changed
+    path.write_bytes(bytes(data))
+    assert "global_step4/mp_rank_00_model_states.pt changed since it was saved (sha256 differs)" in refusal(folder)
+
+
+def test_an_unlisted_file_and_a_missing_one_are_refused(tmp_path):
+    folder = sealed_folder(tmp_path)
+    (folder / "global_step4" / "extra.pt").write_bytes(b"planted")
+    assert "global_step4/extra.pt was not written by the harness" in refusal(folder)
+    (folder / "global_step4" / "extra.pt").unlink()
+    (folder / "adapter.safetensors").unlink()
+    assert "adapter.safetensors is missing" in refusal(folder)
+
+
+def test_a_folder_without_a_manifest_is_refused(tmp_path):
+    folder = sealed_folder(tmp_path)
+    (folder / MANIFEST).unlink()
+    assert f"no {MANIFEST}" in refusal(folder)
 
 
 @pytest.fixture(scope="module")

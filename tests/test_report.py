@@ -157,3 +157,19 @@ def test_formatting():
     assert fmt_seconds(12.34) == "12.3 s"
     assert fmt_seconds(125) == "2 min 05 s"
     assert fmt_seconds(3 * 3600 + 7 * 60) == "3 h 07 min"
+
+
+def test_the_report_shows_means_over_seeds_and_the_average_over_tasks(adapter, tmp_path):
+    from harness.results.record import validate_results
+    from harness.results.report import render_report
+
+    # rte: seeds at 60 and 71 -> mean 65.5; cb: 80 and 80 -> 80; the run's average score (65.5 + 80) / 2 = 72.75
+    data = example_results({"rte": 65.5, "cb": 80.0}, resolved=adapter, seeds=(1, 2))
+    for run, score in zip(data["tasks"]["rte"]["runs"], (60.0, 71.0), strict=True):
+        run["test"] = {"accuracy": score, "average": score}
+    loaded = validate_results(data, tmp_path / "results.json")
+    report = render_report([loaded], tmp_path, None, "not drawn")
+    assert "| rte | mean | | accuracy 66.50 · average 66.50 | accuracy 65.50 · average 65.50 |" in report
+    assert "| rte | 2 | 2 | accuracy 66.50 · average 66.50 | accuracy 71.00 · average 71.00 |" in report
+    row = next(line for line in report.splitlines() if line.startswith("| adapter (paper) | adapter | paper |"))
+    assert row.split(" | ")[8] == "72.75"  # the "average score" column: test averages, not validation (+1)

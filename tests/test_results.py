@@ -169,6 +169,36 @@ def test_trainable_percent_rounds_to_the_published_precision(adapter):
     assert "0.85" in bad.note
 
 
+@pytest.mark.parametrize(
+    ("trainable", "status"),
+    [
+        (1_839_000, "pass"),  # 1,839,000 / 222,882,048 = 0.82510 % -> 0.83
+        (1_867_752, "fail"),  # 0.83800 % -> 0.84: within 0.01 of 0.83, but printed as 0.84
+        (1_838_000, "fail"),  # 0.82465 % -> 0.82
+    ],
+)
+def test_trainable_percent_passes_only_when_it_rounds_to_the_printed_digits(adapter, trainable, status):
+    budget = compare(example_results({"rte": 70.0}, resolved=adapter, trainable_params=trainable)).checks[0]
+    assert budget.actual == pytest.approx(100 * trainable / T5_BASE, rel=1e-12)
+    assert budget.status == status
+
+
+def test_the_task_score_is_the_mean_over_seeds():
+    from harness.results.record import Run
+    from harness.train.runner import mean_scores
+
+    # three seeds: accuracy 60, 70, 95 -> 225 / 3 = 75; f1 50, 50, 80 -> 60; average (accuracy + f1) / 2 by seed
+    runs = []
+    for seed, accuracy, f1 in ((1, 60.0, 50.0), (2, 70.0, 50.0), (3, 95.0, 80.0)):
+        test = {"accuracy": accuracy, "f1": f1, "average": (accuracy + f1) / 2}
+        runs.append(Run.model_validate({
+            "seed": seed, "best_epoch": 1, "best_checkpoint": "best", "validation": test, "test": test,
+            "history": [], "wall_time_s": 1.0, "peak_memory_bytes": 1, "tokens_per_second": 1.0,
+            "max_train_samples": None,
+        }))  # fmt: skip
+    assert mean_scores(runs, "test") == pytest.approx({"accuracy": 75.0, "f1": 60.0, "average": 67.5}, abs=1e-12)
+
+
 def test_no_published_numbers_means_no_checks(adapter):
     resolved = with_published(adapter, percent=None)
     comparison = compare(example_results({"rte": 70.0}, resolved=resolved))

@@ -17,7 +17,9 @@ import pytest
 import harness.results.report
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.data.toy import toy_rows
-from harness.train.output_dir import LOCK, MARKER
+from harness.errors import OutputDirError
+from harness.train import output_dir
+from harness.train.output_dir import LOCK, MARKER, held, live_holder, prepare_output_dir
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
@@ -96,6 +98,47 @@ def test_a_second_run_into_a_folder_being_written_is_refused(tmp_path, capsys):
     code, err = run(capsys, *TINY, "--output-dir", str(folder), "--overwrite")
     one_line_refusal(code, err, "--overwrite: refused", f"pid {os.getppid()}")
     assert (folder / LOCK).is_file()
+
+
+def dead_pid() -> int:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names no process any more
+    return dead.pid
+
+
+def test_a_lock_held_on_another_host_is_never_taken_as_stale(tmp_path):
+    folder = tmp_path / "shared"
+    write_lock(folder, dead_pid())  # no such process here, but the lock is another machine's
+    lock = json.loads((folder / LOCK).read_text())
+    (folder / LOCK).write_text(json.dumps({**lock, "host": f"not-{socket.gethostname()}"}))
+    assert f"on not-{socket.gethostname()}" in (live_holder(folder) or "")
+    with pytest.raises(OutputDirError, match="another run"), held(folder):
+        pass
+    with pytest.raises(OutputDirError, match="--overwrite: refused"):
+        prepare_output_dir(folder, resume=False, overwrite=True)
+    assert (folder / LOCK).is_file() and (folder / MARKER).is_file()
+
+
+def test_a_dead_local_pid_is_stale_and_replaced_by_this_run(tmp_path):
+    folder = tmp_path / "stale"
+    pid = dead_pid()
+    write_lock(folder, pid)
+    assert live_holder(folder) is None
+    logged = []
+    with held(folder, log=logged.append):
+        assert json.loads((folder / LOCK).read_text())["pid"] == os.getpid()
+    assert len(logged) == 1 and f"pid {pid} on {socket.gethostname()}" in logged[0]
+    assert not (folder / LOCK).exists()
+
+
+def test_a_live_process_of_another_user_holds_its_lock(tmp_path, monkeypatch):
+    def not_permitted(pid, signal):
+        raise PermissionError(1, "Operation not permitted")  # what os.kill(pid, 0) says of another user's process
+
+    folder = tmp_path / "theirs"
+    write_lock(folder, 12345)
+    monkeypatch.setattr(output_dir.os, "kill", not_permitted)
+    assert "pid 12345" in (live_holder(folder) or "")
 
 
 def test_a_stale_lock_is_reported_and_replaced(tmp_path, capsys, caplog):
