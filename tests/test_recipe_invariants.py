@@ -52,13 +52,17 @@ def recipe_holds(recipe_context):
 def test_the_recipe_vocabulary_is_closed_and_documented():
     assert set(RECIPE_INVARIANTS) == {
         "accumulated_step", "world_size", "evaluation_coverage", "lr_schedule", "dropout_rate",
-        "generation_and_selection",
+        "generation_and_selection", "optimizer_update",
     }  # fmt: skip
     assert all(entry.summary for entry in RECIPE_INVARIANTS.values())
 
 
-@pytest.mark.parametrize("name", IN_PROCESS)
-@pytest.mark.parametrize("spec", SPECS)
+# The optimizer's update is the same code for every method: checked on the adapter family and on every tensor.
+ON_SPECS = {"optimizer_update": ["compacter_pp", "full_finetune"]}
+HOLDS = [(spec, name) for spec in SPECS for name in IN_PROCESS if spec in ON_SPECS.get(name, SPECS)]
+
+
+@pytest.mark.parametrize("spec, name", HOLDS)
 def test_recipe_invariant_holds(recipe_holds, spec, name):
     result = recipe_holds(spec, name)
     assert result.ok, result.message
@@ -159,6 +163,48 @@ def test_a_schedule_counted_in_micro_batches_fails(recipe_holds, recipe_context,
                         self.plan.global_batch) * self.plan.accumulation ** 2)  # fmt: skip
     result = broken(recipe_context, "lr_schedule")
     assert not result.ok
+
+
+def arguments_with(monkeypatch, **changes) -> None:
+    """The run's training arguments, with some of them changed after `training_arguments` built them."""
+    original = harness.train.trainer.training_arguments
+
+    def changed(*args, **kwargs):
+        arguments = original(*args, **kwargs)
+        for key, value in changes.items():
+            setattr(arguments, key, value)
+        return arguments
+
+    monkeypatch.setattr(harness.train.trainer, "training_arguments", changed)
+
+
+def test_a_weight_decay_that_never_reaches_the_optimizer_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "optimizer_update")
+    arguments_with(monkeypatch, weight_decay=0.0)
+    result = broken(recipe_context, "optimizer_update")
+    assert not result.ok and "differs from AdamW's" in result.message and "weight decay 0.25" in result.message
+
+
+def test_clipping_at_the_paper_norm_instead_of_the_recipe_s_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "optimizer_update")
+    arguments_with(monkeypatch, max_grad_norm=1.0)
+    result = broken(recipe_context, "optimizer_update")
+    assert not result.ok and "clipped to" in result.message
+
+
+def test_the_default_adam_epsilon_instead_of_the_recipe_s_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "optimizer_update")
+    arguments_with(monkeypatch, adam_epsilon=1e-8)
+    result = broken(recipe_context, "optimizer_update")
+    assert not result.ok and "differs from AdamW's" in result.message
+
+
+def test_an_empty_micro_batch_fed_an_unmasked_example_fails(recipe_holds, recipe_context, monkeypatch):
+    unbroken_holds(recipe_holds, "optimizer_update")
+    # the filler of an empty chunk read as a real example: it is counted twice in the step's loss
+    monkeypatch.setattr(harness.train.trainer.TokenizedDataset, "__getitem__", lambda self, index: self.items[index])
+    result = broken(recipe_context, "optimizer_update")
+    assert not result.ok and "one batch's" in result.message
 
 
 def test_dropout_set_only_in_the_config_fails(recipe_holds, recipe_context, monkeypatch):
