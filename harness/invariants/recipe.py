@@ -302,7 +302,10 @@ def launch_env() -> dict[str, str]:
 # amplifies that rounding where a gradient is tiny (Intrinsic-SAID at lr 3e-2: 2e-2 after 8 steps, while
 # its float64 gradients agree to 1e-15); `accumulated_step` checks the batch split itself in float64.
 WORLD_TOLERANCE = 1e-4
-WORLD_RUN = ["--tasks", TASK, "--max-train-samples", "50", "--epochs", "2", "--deepspeed", "none",
+# 51 examples: the last global batch holds 3, cut into chunks of 2 and 1, so the two processes hold unequal
+# target-token counts and only a loss divided by the whole global batch's count trains as one process does
+# (every smoke target is one token: with equal chunks, a per-process mean would agree by accident).
+WORLD_RUN = ["--tasks", TASK, "--max-train-samples", "51", "--epochs", "2", "--deepspeed", "none",
              "--set", "training.dropout=0", "--set", "training.warmup_steps=0"]  # fmt: skip
 
 
