@@ -82,8 +82,11 @@ class InterruptAt(TrainerCallback):
 
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    """The weights after the last step, not only the best epoch's (which may predate the interruption), are the
+    uninterrupted run's: the optimizer's moments and the schedule continue where they stopped."""
+    keep = ("--deepspeed", "none", "--keep-checkpoints")
     straight = tmp_path / "straight"
-    assert run_cli(capsys, "--deepspeed", "none", "--output-dir", str(straight))[0] == EXIT_OK
+    assert run_cli(capsys, *keep, "--output-dir", str(straight))[0] == EXIT_OK
 
     interrupted = tmp_path / "interrupted"
     original = harness.train.runner.make_trainer
@@ -94,20 +97,28 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, caps
         return trainer
 
     monkeypatch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
-    code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted))
+    code, _, err = run_cli(capsys, *keep, "--output-dir", str(interrupted))
     assert code == 130 and "--resume" in err
     assert list((interrupted / "rte" / "seed42").glob("checkpoint-4"))
     monkeypatch.setattr(harness.train.runner, "make_trainer", original)
 
-    code, _, _ = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(interrupted), "--resume")
+    code, _, _ = run_cli(capsys, *keep, "--output-dir", str(interrupted), "--resume")
     assert code == EXIT_OK
-    a, b = adapter(straight), adapter(interrupted)
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[name], b[name]) for name in a)
+    for weights in (adapter, last_step):
+        a, b = weights(straight), weights(interrupted)
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[name], b[name]) for name in a), weights.__name__
+    resumed_from = load_file(str(straight / "rte" / "seed42" / "checkpoint-3" / "adapter.safetensors"))
+    assert any(not torch.equal(resumed_from[name], last_step(straight)[name]) for name in resumed_from)  # it trained
     scores = [
         json.loads((d / "results.json").read_text())["tasks"]["rte"]["test_mean"] for d in (straight, interrupted)
     ]
     assert scores[0] == scores[1]
+
+
+def last_step(output_dir: Path) -> dict[str, torch.Tensor]:
+    """The trainable weights after the last optimizer step (2 epochs × 3 steps), kept by --keep-checkpoints."""
+    return load_file(str(output_dir / "rte" / "seed42" / "checkpoint-6" / "adapter.safetensors"))
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
