@@ -69,14 +69,12 @@ def measure(method: str, seeds: tuple[int, ...] = SEEDS, threads: int = THREADS)
 
     from harness.train.runner import RunOptions, run_single
 
-    options = RunOptions(
-        tasks=[TASK], seeds=list(seeds), epochs=EPOCHS, overrides=list(OVERRIDES), deepspeed="none"
-    )  # fmt: skip
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with tempfile.TemporaryDirectory(prefix="golden-") as folder:
-            options.output_dir = Path(folder) / "run"
+            options = RunOptions(tasks=[TASK], seeds=list(seeds), epochs=EPOCHS, overrides=list(OVERRIDES),
+                                 deepspeed="none", output_dir=Path(folder) / "run")  # fmt: skip
             results, _ = run_single(REPO / "spec" / f"{method}.yaml", options)
     finally:
         torch.set_num_threads(before)
