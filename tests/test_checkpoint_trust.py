@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import harness.train.evaluation
 import harness.train.runner
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.errors import OutputDirError
 from harness.train.checkpoint import MANIFEST, seal, verify
-from tests.test_run import SMALL, SPEC, InterruptAt, adapter, run_cli
+from tests.test_run import SMALL, SPEC, InterruptAt, adapter, last_step, run_cli
 
 INTERRUPTED = 130
 SEED = Path("rte") / "seed42"
@@ -218,8 +219,9 @@ def deepspeed_runs(tmp_path_factory):
     """Through DeepSpeed ZeRO-2 on the CPU: an uninterrupted run, and one stopped by SIGTERM in step 4."""
     pytest.importorskip("deepspeed")
     root = tmp_path_factory.mktemp("trust_ds")
-    assert main(["run", SPEC, *SMALL, "--deepspeed", "zero2", "--output-dir", str(root / "straight")]) == EXIT_OK
-    interrupted_run(root / "stopped", 4, "--deepspeed", "zero2")
+    keep = ("--deepspeed", "zero2", "--keep-checkpoints")  # the last step's weights, not only the best epoch's
+    assert main(["run", SPEC, *SMALL, *keep, "--output-dir", str(root / "straight")]) == EXIT_OK
+    interrupted_run(root / "stopped", 4, *keep)
     return root / "straight", root / "stopped"
 
 
@@ -238,10 +240,15 @@ def test_deepspeed_engine_files_hold_the_trainable_tensors_and_no_frozen_one(dee
 def test_deepspeed_resumes_weights_only_to_the_uninterrupted_weights(deepspeed_runs, tmp_path, capsys):
     stopped = tmp_path / "stopped"
     shutil.copytree(deepspeed_runs[1], stopped)
-    code, _, _ = run_cli(capsys, "--deepspeed", "zero2", "--output-dir", str(stopped), "--resume")
+    code, _, _ = run_cli(capsys, "--deepspeed", "zero2", "--keep-checkpoints", "--output-dir", str(stopped), "--resume")
     assert code == EXIT_OK
     a, b = adapter(deepspeed_runs[0]), adapter(stopped)
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+    # after the last step (2 epochs × 3): the engine restored Adam's moments and the schedule, not only weights
+    last = [last_step(run) for run in (deepspeed_runs[0], stopped)]
+    assert all(torch.equal(last[0][name], last[1][name]) for name in a)
+    before = load_file(str(deepspeed_runs[1] / SEED / "checkpoint-4" / "adapter.safetensors"))
+    assert any(not torch.equal(before[name], last[0][name]) for name in before)  # the resumed steps moved them
 
 
 def test_a_pickle_in_deepspeed_engine_files_under_a_forged_manifest_runs_nothing(deepspeed_runs, tmp_path, capsys):
