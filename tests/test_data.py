@@ -36,8 +36,9 @@ REAL_HOLDOUT = {"sst2": (66349, 1000, 872), "qqp": (362846, 1000, 40430), "mnli"
                 "qnli": (103743, 1000, 5463), "record": (99730, 1000, 10000)}  # fmt: skip
 
 
-def randperm42(n: int) -> list[int]:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(42)).tolist()
+def randperm(n: int, seed: int = 42) -> list[int]:
+    """The paper's permutation, drawn here: torch.randperm under a CPU generator seeded `seed`."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def idx(data, split: str) -> list:
@@ -55,7 +56,7 @@ def real_eval_sized(name: str, train: int = 8):
 def test_halved_validation_at_the_real_size(name):
     data = real_eval_sized(name)
     n = get_task(name).sizes["validation"]
-    perm = randperm42(n)
+    perm = randperm(n)
     assert (len(data.tables["validation"]), len(data.tables["test"])) == REAL_HALVES[name]
     assert idx(data, "validation") == perm[: n // 2]  # toy idx (MultiRC: answer idx) = row number
     assert idx(data, "test") == perm[n // 2 :]
@@ -75,7 +76,7 @@ def test_holdout_membership_on_generated_data():
     task = get_task("sst2")
     tables = toy_tables(task, {"train": 3000, "validation": 872})
     data = build(task, {s: [RawSplit(s, s, t)] for s, t in tables.items()}, "toy")
-    perm = randperm42(3000)
+    perm = randperm(3000)
     assert idx(data, "validation") == perm[:1000]
     assert idx(data, "train") == perm[1000:]
     assert idx(data, "test") == list(range(872))
@@ -94,10 +95,10 @@ def test_mnli_paper_default_and_released_option():
 @pytest.mark.parametrize("size", [100, 500, 1000, 2000, 4000])
 def test_low_resource_uses_the_same_seeded_permutation(size):
     small = split_plan(get_task("boolq"), get_task("boolq").sizes, train_size=size)
-    assert small["train"][1] == randperm42(9427)[:size]
+    assert small["train"][1] == randperm(9427)[:size]
     large = split_plan(get_task("sst2"), {"train": 6000, "validation": 872}, train_size=size)
-    assert large["train"][1] == randperm42(6000)[1000 : 1000 + size]  # never one of the held-out 1,000
-    assert large["validation"][1] == randperm42(6000)[:1000]
+    assert large["train"][1] == randperm(6000)[1000 : 1000 + size]  # never one of the held-out 1,000
+    assert large["validation"][1] == randperm(6000)[:1000]
 
 
 def test_low_resource_larger_than_train_is_an_error():

@@ -14,17 +14,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
 from harness.data.metrics import compute
 from harness.data.protocol import load_task, metric_inputs
 from harness.data.smoke import SMOKE_EVAL_ROWS, SMOKE_TRAIN_ROWS, smoke_task
 from harness.data.toy import toy_rows, write_toy_dir
 from harness.spec.fidelity import PAPER, with_arguments
-
-
-def randperm(n: int, seed: int) -> list[int]:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+from tests.test_data import randperm
 
 
 @pytest.mark.parametrize("seed", [7, 1234])

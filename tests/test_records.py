@@ -26,6 +26,7 @@ from harness.model.record import (
 from harness.spec.fidelity import PAPER
 from harness.spec.model_choice import load_model_file
 from tests.conftest import SPEC_DIR
+from tests.test_data import randperm
 
 T5_TINY = load_model_file(SPEC_DIR / "models" / "t5_tiny.yaml")
 
@@ -43,11 +44,6 @@ def record(**data) -> CheckpointRecord:
         trainable=list(resolved["trainable"]), spec="compacter", spec_hash="sha256:" + "0" * 64, model=T5_TINY,
         pretrained=None, random_seed=42, data=DataRecord(**fields),
     )  # fmt: skip
-
-
-def seeded_order(n: int, seed: int) -> list[int]:
-    """The paper's permutation, drawn here: torch.randperm under a CPU generator seeded `seed`."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 @pytest.fixture
@@ -73,11 +69,11 @@ def test_eval_rebuilds_the_split_from_the_recorded_data_seed_and_training_cut(rt
     data_dir = rte_files
     made = record(origin="files", data_dir=str(data_dir), data_seed=7, max_train_samples=5)
     data = checkpoint_eval.task_data(made, "rte", None, False, checkpoint_eval.recorded_fidelity(made))
-    order = seeded_order(12, 7)
-    assert order[6:] != seeded_order(12, 42)[6:]  # the seed decides which rows are tested
+    order = randperm(12, 7)
+    assert order[6:] != randperm(12, 42)[6:]  # the seed decides which rows are tested
     assert sentences(data.examples("test")) == [f"validation row {i}" for i in order[6:]]
     assert sentences(data.examples("validation")) == [f"validation row {i}" for i in order[:6]]
-    assert sentences(data.examples("train")) == [f"train row {i}" for i in seeded_order(40, 7)[:5]]
+    assert sentences(data.examples("train")) == [f"train row {i}" for i in randperm(40, 7)[:5]]
     assert all(example.source.startswith("sentence1: ") for example in data.examples("test"))
 
 
@@ -94,7 +90,7 @@ def test_eval_of_a_smoke_checkpoint_keeps_its_training_cut():
     made = record(data_seed=3, max_train_samples=8)
     data = checkpoint_eval.task_data(made, "rte", None, False, PAPER)
     whole = smoke_task("rte", False, 3, None, PAPER).rows("train")  # the original order (RTE keeps train)
-    assert data.rows("train") == [whole[i] for i in seeded_order(len(whole), 3)[:8]]
+    assert data.rows("train") == [whole[i] for i in randperm(len(whole), 3)[:8]]
 
 
 def test_eval_reads_the_recorded_fidelity():

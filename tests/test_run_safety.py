@@ -142,15 +142,14 @@ def test_a_live_process_of_another_user_holds_its_lock(tmp_path, monkeypatch):
 
 
 def test_a_stale_lock_is_reported_and_replaced(tmp_path, capsys, caplog):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()  # its pid names no process any more
+    pid = dead_pid()
     folder = tmp_path / "stale"
-    write_lock(folder, dead.pid)
+    write_lock(folder, pid)
     (folder / "rte").mkdir()
     code = main(["run", SPEC, *TINY, "--output-dir", str(folder), "--resume"])
     assert code == EXIT_OK
     assert not (folder / LOCK).exists()
-    assert f"a stale lock from pid {dead.pid} on {socket.gethostname()}" in caplog.text
+    assert f"a stale lock from pid {pid} on {socket.gethostname()}" in caplog.text
     assert "was replaced" in caplog.text
 
 
