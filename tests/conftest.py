@@ -93,3 +93,16 @@ def holds(check_context):
         return results[spec_name, invariant]
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One small smoke run of Compacter on RTE (8 examples, 1 epoch, seed 42), shared by the tests that only
+    read it; a test that changes it works on a copy (`shutil.copytree`)."""
+    from harness.cli import EXIT_OK, main
+
+    output_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    argv = ["run", str(SPEC_DIR / "compacter.yaml"), "--tasks", "rte", "--max-train-samples", "8", "--epochs", "1",
+            "--deepspeed", "none", "--output-dir", str(output_dir)]  # fmt: skip
+    assert main(argv) == EXIT_OK
+    return output_dir
