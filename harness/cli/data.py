@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from harness.cli import options
 from harness.cli.exits import EXIT_OK
 from harness.errors import SpecError
+from harness.limits import MAX_LENGTH, MAX_TRAIN_SAMPLES
+
+# the counts' ranges: what can be shown, sampled or cut (the spec's source_length has the same bound); one
+# line naming the option rather than a slice of 10**30 rows or a tokenizer asked for a billion positions
+COUNT_BOUNDS = {
+    "--limit": (0, 1_000_000_000),
+    "--train-size": (1, MAX_TRAIN_SAMPLES),
+    "--source-length": (1, MAX_LENGTH),
+}
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     """The processed examples of a task as the model sees them, with the split sizes of the protocol."""
-    from harness.data.protocol import load_task
+    from harness.data.protocol import check_splits, load_task
     from harness.spec.tasks import get_task
 
     try:
@@ -21,19 +30,20 @@ def cmd_data(args: argparse.Namespace) -> int:
         raise SpecError([f"{args.task}: {error}"]) from None
     for option, value in (("--limit", args.limit), ("--train-size", args.train_size),
                           ("--source-length", args.source_length)):  # fmt: skip
-        if value is not None and value < (0 if option == "--limit" else 1):
-            raise SpecError([f"{option}: {value} is not a valid count"])
+        low, high = COUNT_BOUNDS[option]
+        if value is not None and not low <= value <= high:
+            raise SpecError([f"{option}: {value} is not a valid count (expected {low}..{high:,})"])
     from harness.spec.fidelity import PAPER, with_arguments
 
-    mnli = ["mnli_split=released"] if args.mnli_split == "released" else []
-    try:
-        fidelity = with_arguments(PAPER, (args.fidelity or []) + mnli)
+    try:  # read as `run` and `eval` read them (harness.spec.fidelity.parse_arguments)
+        fidelity = with_arguments(PAPER, args.fidelity, args.mnli_split)
     except ValueError as error:
         raise SpecError([f"--fidelity: {error}"]) from None
     data = load_task(
         task, args.data_dir, toy=args.toy, prefix_task_name=args.prefix_task_name, seed=args.seed,
         fidelity=fidelity, train_size=args.train_size,
     )  # fmt: skip
+    check_splits(task.name, data)  # what `run` refuses is refused here, with the same line
     label = fidelity.label(None, task.name)
     examples = data.examples(args.split, args.limit)
     sizes = data.sizes()
@@ -102,7 +112,8 @@ def token_lengths(args: argparse.Namespace, data) -> dict:
 def add_parsers(sub) -> None:
     p = sub.add_parser("data", help="show a task's processed examples and split sizes (the paper's protocol)")
     p.add_argument("task", metavar="TASK")
-    p.add_argument("--data-dir", type=Path, default=None, help="folder with one file per split (default: the hub)")
+    p.add_argument("--data-dir", type=options.path, default=None,
+                   help="folder with one file per split (default: the hub)")  # fmt: skip
     p.add_argument("--toy", action="store_true", help="use generated toy data (offline)")
     p.add_argument("--split", choices=("train", "validation", "test"), default="train")
     p.add_argument("--limit", type=int, default=5, help="examples to show (default 5)")
@@ -110,11 +121,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--prefix-task-name", action="store_true", help="prepend the task name (the spec's flag)")
     p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",
                    help="released: the released code's formats and splits; NAME=released: one quirk")  # fmt: skip
-    p.add_argument("--mnli-split", choices=("paper", "released"), default="paper",
-                   help="released: the same as --fidelity mnli_split=released")  # fmt: skip
-    p.add_argument("--seed", type=int, default=42, help="the data seed (default 42)")
+    p.add_argument("--mnli-split", choices=("paper", "released"), default=None,
+                   help="MNLI's split, after --fidelity: as --fidelity mnli_split=… (default: as is)")  # fmt: skip
+    p.add_argument("--seed", type=options.seed, default=42, help="the data seed (default 42)")
     p.add_argument(
         "--model",
+        type=options.name,
         default=None,
         help="tokenize with this model's tokenizer: a model file with "
         "`pretrained:`, a local folder or a hub id; shows token counts and what is cut",

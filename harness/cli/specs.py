@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.cli import options
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.errors import SpecError
 from harness.model.checked import argument_error_line, load_spec, validate_paths
@@ -22,7 +23,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not paths:
         print(f"{args.spec_dir or default_spec_dir()}: no spec files (*.yaml) found", file=sys.stderr)
         return EXIT_BAD_INPUT
-    errors = validate_paths(paths)
+    errors = validate_paths(paths) + recipe_errors(paths)
     for line in errors:
         print(line, file=sys.stderr)
     if errors:
@@ -30,6 +31,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"{path}: valid")
     return EXIT_OK
+
+
+def recipe_errors(paths: list[Path]) -> list[str]:
+    """What the recipe of each valid spec cannot do, found now rather than when a run starts: a global batch
+    (training.batch_size) that training.gradient_accumulation_steps does not split into equal micro-batches.
+    (A run refuses it too, over its processes as well: `harness.train.batching.BatchPlan`.)"""
+    from harness.spec.loader import read_spec
+
+    errors = []
+    for path in paths:
+        try:
+            training = read_spec(path).spec.training
+        except SpecError:
+            continue  # reported by validate_paths
+        batch, steps = training.batch_size, training.gradient_accumulation_steps
+        if batch % steps:
+            divisors = ", ".join(str(d) for d in range(1, batch + 1) if batch % d == 0)
+            errors.append(f"{path}: training.gradient_accumulation_steps: {steps} does not split training.batch_size "
+                          f"{batch} into equal micro-batches; choose a divisor of {batch}: {divisors}")  # fmt: skip
+    return errors
 
 
 def cmd_budget(args: argparse.Namespace) -> int:
@@ -222,13 +243,13 @@ MODEL_HELP = "a model file in spec/models/ (t5_base, flan_t5_base, ...), a local
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("validate", help="validate spec files (all of spec/ by default)")
-    p.add_argument("specs", nargs="*", type=Path, metavar="SPEC")
-    p.add_argument("--spec-dir", type=Path, default=None, help="folder of specs (default: spec/)")
+    p.add_argument("specs", nargs="*", type=options.path, metavar="SPEC")
+    p.add_argument("--spec-dir", type=options.path, default=None, help="folder of specs (default: spec/)")
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("budget", help="count trainable parameters on the meta device")
     p.add_argument("spec", type=Path, metavar="SPEC", nargs="?")
-    p.add_argument("--model", default=None, help=MODEL_HELP + " (default: the spec's)")
+    p.add_argument("--model", type=options.name, default=None, help=MODEL_HELP + " (default: the spec's)")
     p.add_argument("--all", action="store_true", help="every spec of --spec-dir: its budget, or why it does not apply")
     p.add_argument("--spec-dir", type=Path, default=None, help="with --all: folder of specs (default: spec/)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
@@ -237,9 +258,12 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("check", help="run the spec's invariants on a tiny T5")
     p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--model", default=None, help=MODEL_HELP + " to check on (default: the spec's check_model)")
+    p.add_argument("--model", type=options.name, default=None,
+                   help=MODEL_HELP + " to check on (default: the spec's check_model)")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
-    p.add_argument("--only", nargs="+", metavar="INVARIANT", help="run only these of the spec's invariants")
+    p.add_argument(
+        "--only", nargs="+", type=options.name, metavar="INVARIANT", help="run only these of the spec's invariants"
+    )
     p.add_argument(
         "--recipe", action="store_true", help="check the training run instead (batch, accumulation, schedule, ...)"
     )
@@ -247,12 +271,14 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("ls", help="list methods, specs and invariants")
     p.add_argument("--spec-dir", type=Path, default=None)
-    p.add_argument("--model", default=None, help=MODEL_HELP + ": every spec's budget on it, or why it does not apply")
+    p.add_argument("--model", type=options.name, default=None,
+                   help=MODEL_HELP + ": every spec's budget on it, or why it does not apply")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="print the resolved spec (defaults merged, method defaults filled in)")
     p.add_argument("spec", type=Path, metavar="SPEC")
-    p.add_argument("--model", default=None, help=MODEL_HELP + ": show the spec on it, with its architecture")
+    p.add_argument("--model", type=options.name, default=None,
+                   help=MODEL_HELP + ": show the spec on it, with its architecture")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_show)

@@ -20,12 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pyarrow as pa
 
-from harness.errors import DataError
+from harness.errors import DataError, InputError
+from harness.inputs import MAX_JSON_DEPTH, parse_json, regular_file
 from harness.spec.tasks import Task
 
 EXTENSIONS = ("parquet", "jsonl", "json", "csv", "tsv")
+MAX_SPLIT_BYTES = 4 * 2**30  # QQP's, MNLI's and ReCoRD's train splits are 40-150 MB as JSON lines; shards for more
+DEFAULT_BLOCK = 1 << 20  # Arrow's default block (1 MiB): a row longer than one block would be refused
+MAX_BLOCK = 2**31 - 1  # Arrow's block size is a 32-bit int
+BRACKET_STEP = np.zeros(256, dtype=np.int64)  # byte -> +1 opening a JSON level, -1 closing one, else 0
+BRACKET_STEP[list(b"[{")], BRACKET_STEP[list(b"]}")] = 1, -1
 HUB_PROBE_TIMEOUT_S = 3.0
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
@@ -61,10 +68,18 @@ def task_dir(task: Task, data_dir: Path) -> Path:
     """`DIR/<task>` when it exists, else DIR itself."""
     if data_dir.is_file():
         raise DataError([f"{data_dir}: is a file, expected a data folder"])
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError([f"{data_dir}: not a folder (a pipe, socket or device), expected a data folder"])
     if not data_dir.is_dir():
         raise DataError([f"{data_dir}: no such data folder"])
     nested = data_dir / task.name
     return nested if nested.is_dir() else data_dir
+
+
+def block_size(path: Path) -> int:
+    """A block that holds the whole file (so any row, however long, fits in one: Arrow refuses a row that
+    straddles two blocks), never below Arrow's default."""
+    return min(max(path.stat().st_size + 1, DEFAULT_BLOCK), MAX_BLOCK)
 
 
 def _read_csv(path: Path, task: Task) -> pa.Table:
@@ -74,23 +89,51 @@ def _read_csv(path: Path, task: Task) -> pa.Table:
     tsv = path.suffix == ".tsv"
     return csv.read_csv(
         path,
+        read_options=csv.ReadOptions(block_size=block_size(path)),
         parse_options=csv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"',
                                        newlines_in_values=not tsv),
         convert_options=csv.ConvertOptions(column_types=text_columns, strings_can_be_null=False),
     )  # fmt: skip
 
 
+JSON_SHAPES = {"strings": "a list of strings", "multirc_idx": "a mapping with integer paragraph and question"}
+
+
+def _shaped(kind: str, value: object) -> bool:
+    """Whether a parsed JSON cell has the shape its column kind needs (`harness.data.protocol` checks the rest)."""
+    if kind == "strings":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, dict) and all(isinstance(value.get(k), int) for k in ("paragraph", "question"))
+
+
 def _json_columns(path: Path, table: pa.Table, task: Task) -> pa.Table:
-    """csv/tsv: the list and mapping columns (ReCoRD's entities/answers, MultiRC's idx) parsed from JSON text."""
+    """csv/tsv: the list and mapping columns (ReCoRD's entities/answers, MultiRC's idx) parsed from JSON text:
+    bounded nesting and finite numbers (`harness.inputs.parse_json`); cells Arrow cannot hold in one column
+    (a list in one row, a number in another) are a DataError naming the first row of the wrong shape."""
     for col, kind in task.columns.items():
         if kind in ("strings", "multirc_idx") and col in table.column_names:
             values = []
             for row, cell in enumerate(table.column(col).to_pylist()):
                 try:
-                    values.append(json.loads(cell))
-                except (TypeError, ValueError):
-                    raise DataError([f"{path}: row {row}: column {col}: expected JSON text, got {cell!r}"]) from None
-            table = table.set_column(table.column_names.index(col), col, pa.array(values, from_pandas=False))
+                    if not isinstance(cell, str):
+                        raise InputError(["invalid JSON"])
+                    values.append(parse_json(cell, path, f"JSON cell of column {col}"))  # bounded, finite
+                except InputError as error:
+                    why = error.errors[0].removeprefix(f"{path}: ").removeprefix("(top level): ")
+                    if "invalid JSON" in why:
+                        why = f"expected JSON text, got {cell!r}"
+                    raise DataError([f"{path}: row {row}: column {col}: {why}"]) from None
+            try:
+                column = pa.array(values, from_pandas=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+                row = next((r for r, value in enumerate(values) if not _shaped(kind, value)), None)
+                where = (
+                    f"row {row}: column {col}: expected {JSON_SHAPES[kind]}, got {values[row]!r:.100}"
+                    if row is not None
+                    else f"column {col}: the JSON cells do not form one column ({error})"
+                )
+                raise DataError([f"{path}: {where}"]) from None
+            table = table.set_column(table.column_names.index(col), col, column)
     return table
 
 
@@ -122,13 +165,17 @@ def text_problem(path: Path) -> str | None:
         reader = csv.reader(
             io.StringIO(raw.decode("utf-8"), newline=""), delimiter="\t" if tsv else ",", quoting=quoting
         )
-        header = next(reader, None)
-        for row, fields in enumerate(reader):
-            if header is not None and len(fields) != len(header):
-                count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
-                return (
-                    f"row {row} (line {reader.line_num}): {count}, the header has {len(header)} ({', '.join(header)})"
-                )
+        try:
+            header = next(reader, None)
+            for row, fields in enumerate(reader):
+                if header is not None and len(fields) != len(header):
+                    count = f"{len(fields)} field{'s' if len(fields) != 1 else ''}"
+                    return (
+                        f"row {row} (line {reader.line_num}): {count}, the header has {len(header)} "
+                        f"({', '.join(header)})"
+                    )
+        except csv.Error:  # a field past the csv module's limit (128 KiB): Arrow's own message says more
+            return None
         return None
     kinds: dict[str, tuple[str, int]] = {}
     row = -1
@@ -139,8 +186,12 @@ def text_problem(path: Path) -> str | None:
         where = f"row {row} (line {number})"
         try:
             value = json.loads(line)
-        except ValueError as error:
+        except RecursionError:
+            return f"{where}: nested too deeply; a row nests at most {MAX_JSON_DEPTH} levels"
+        except json.JSONDecodeError as error:
             return f"{where}: invalid JSON: {error.msg} at column {error.colno}"
+        except ValueError as error:
+            return f"{where}: invalid JSON: {error}"
         if not isinstance(value, dict):
             return f"{where}: {_kind(value)}, expected one JSON object per line (JSON Lines)"
         for column, cell in value.items():
@@ -178,8 +229,58 @@ def check_table(path: Path, table: pa.Table) -> None:
             raise DataError([f"{path}: column {name}: invalid UTF-8 text"]) from None
 
 
+def check_readable(path: Path) -> None:
+    """A regular file (a named pipe would block the read forever, a folder is no split) of at most
+    MAX_SPLIT_BYTES; else a DataError line starting `PATH: cannot read as EXT:` or naming the size."""
+    kind = path.suffix.lstrip(".")
+    try:
+        regular_file(path, "split file")
+    except InputError as error:
+        why = error.errors[0].removeprefix(f"{path}: (top level): ")
+        raise DataError([f"{path}: cannot read as {kind}: {why}"]) from None
+    size = path.stat().st_size
+    if size > MAX_SPLIT_BYTES:
+        raise DataError([f"{path}: {size:,} bytes; a split file is at most {MAX_SPLIT_BYTES:,} (cut it into hub "
+                         f"shards: <split>-00000-of-00002.{kind}, <split>-00001-of-00002.{kind})"])  # fmt: skip
+
+
+def nesting_problem(path: Path) -> str | None:
+    """`row R (line L): nested more than N levels…` for the first JSON line nesting deeper than MAX_JSON_DEPTH,
+    else None. Arrow's JSON parser recurses once per level and kills the process (a segmentation fault, no
+    message) on a line nested some ten thousand levels deep, so the depth is measured first, without parsing:
+    the brackets outside strings, line by line, a few megabytes at a time."""
+    import re
+
+    raw = path.read_bytes()
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return None  # too few brackets to nest that deep
+    strings = re.compile(rb'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')  # a JSON string never spans lines
+    start, lines_before = 0, 0
+    while start < len(raw):
+        end = raw.find(b"\n", min(start + (4 << 20), len(raw)))  # whole lines: a chunk ends after a newline
+        end = len(raw) if end < 0 else end + 1
+        codes = np.frombuffer(strings.sub(b'""', raw[start:end]), dtype=np.uint8)  # (chunk,)
+        level = np.cumsum(BRACKET_STEP[codes])  # (chunk,)
+        newlines = codes == ord("\n")
+        last = np.maximum.accumulate(np.where(newlines, np.arange(len(codes)), -1))  # last newline at or before
+        depth = level - np.where(last >= 0, level[np.maximum(last, 0)], 0)  # the level within its own line
+        deep = np.flatnonzero(depth > MAX_JSON_DEPTH)
+        if deep.size:
+            line = lines_before + int(np.count_nonzero(newlines[: deep[0]])) + 1
+            row = sum(1 for text in raw.split(b"\n", line - 1)[: line - 1] if text.strip())
+            return f"row {row} (line {line}): nested more than {MAX_JSON_DEPTH} levels; a row nests at most that"
+        lines_before += int(np.count_nonzero(newlines))
+        start = end
+    return None
+
+
 def read_file(path: Path, task: Task) -> pa.Table:
     """One split file as an Arrow table; an unreadable or empty file is a DataError naming it (and the row)."""
+    check_readable(path)
+    if path.suffix in (".jsonl", ".json"):
+        problem = nesting_problem(path)
+        if problem:
+            raise DataError([f"{path}: {problem}"])
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -189,7 +290,7 @@ def read_file(path: Path, task: Task) -> pa.Table:
         elif path.suffix in (".jsonl", ".json"):
             from pyarrow import json as pa_json
 
-            table = pa_json.read_json(path)
+            table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=block_size(path)))
         else:
             table = _read_csv(path, task)
     except (pa.ArrowException, OSError, ValueError) as error:

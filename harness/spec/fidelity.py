@@ -193,12 +193,14 @@ PAPER = Fidelity.preset("paper")
 FIDELITY_ARGUMENT = "paper | released | NAME=paper|released"
 
 
-def with_arguments(base: Fidelity, values: list[str] | None) -> Fidelity:
-    """`base` changed by `--fidelity` values in order: a preset sets every quirk, `NAME=POSITION` one.
-    A ValueError (one line, with a did-you-mean) for anything else."""
+def parse_arguments(values: list[str] | None, mnli_split: Position | None = None) -> list[tuple[str, Position]]:
+    """`--fidelity` values (`paper`, `released`, `NAME=POSITION`), then `--mnli-split` when given, as (quirk
+    name or "preset", position) in order: the one reading of these options by `run`, `data` and `eval`, so a
+    value means the same, and is refused the same, in each. A ValueError (one line, with a did-you-mean) for
+    an unknown name or a position that is neither paper nor released (`NAME=` included)."""
     from harness.errors import did_you_mean
 
-    positions = dict(base.positions)
+    settings: list[tuple[str, Position]] = []
     for value in values or []:
         name, sep, position = value.partition("=")
         if not sep:
@@ -206,19 +208,29 @@ def with_arguments(base: Fidelity, values: list[str] | None) -> Fidelity:
         if name != "preset" and name not in BY_NAME:
             raise ValueError(f"{value!r}: no fidelity option {name!r}{did_you_mean(name, list(BY_NAME))}")
         if position not in POSITIONS:
-            raise ValueError(f"{value!r}: expected {FIDELITY_ARGUMENT}")
+            raise ValueError(
+                f"{value!r}: fidelity.{name}: Input should be 'paper' or 'released', not {position!r}; "
+                f"expected {FIDELITY_ARGUMENT}"
+            )
+        settings.append((name, position))
+    if mnli_split is not None:  # after --fidelity: `--fidelity released --mnli-split paper` is the paper's split
+        settings.append(("mnli_split", mnli_split))
+    return settings
+
+
+def with_arguments(base: Fidelity, values: list[str] | None, mnli_split: Position | None = None) -> Fidelity:
+    """`base` changed by `--fidelity` values in order (a preset sets every quirk, `NAME=POSITION` one), then by
+    `--mnli-split`. A ValueError (one line, with a did-you-mean) for anything else (`parse_arguments`)."""
+    positions = dict(base.positions)
+    for name, position in parse_arguments(values, mnli_split):
         positions.update(dict.fromkeys(list(BY_NAME) if name == "preset" else [name], position))
     return Fidelity(MappingProxyType(positions))
 
 
-def as_overrides(values: list[str] | None) -> list[str]:
-    """`--fidelity` values as the spec overrides they stand for (`fidelity.preset=released`, `fidelity.NAME=…`);
-    the spec's validation reports a bad one."""
-    overrides = []
-    for value in values or []:
-        name, sep, position = value.partition("=")
-        overrides.append(f"fidelity.{name}={position}" if sep else f"fidelity.preset={value}")
-    return overrides
+def as_overrides(values: list[str] | None, mnli_split: Position | None = None) -> list[str]:
+    """`--fidelity` values (and `--mnli-split`) as the spec overrides they stand for (`fidelity.preset=released`,
+    `fidelity.NAME=…`), checked as `with_arguments` checks them (`parse_arguments`: a ValueError)."""
+    return [f"fidelity.{name}={position}" for name, position in parse_arguments(values, mnli_split)]
 
 
 def section_errors(section: Mapping[str, Any], method: str, arguments: Mapping[str, Any]) -> list[str]:

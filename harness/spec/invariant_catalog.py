@@ -6,16 +6,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
+
+# Bounds refuse the absurd: the checks train a tiny model for `steps` steps (a typo's 10**9 would run for
+# days) and T5 has at most a few dozen blocks.
+Steps = Annotated[int, Field(gt=0, le=1_000)]
+Block = Annotated[int, Field(ge=0, le=1_000)]
 
 
 class Options(BaseModel):
-    """An invariant's options in the spec: unknown keys are errors; no infinity or NaN."""
+    """An invariant's options in the spec: unknown keys are errors; no infinity or NaN; no coercion (`alpha:
+    "0.01"` or `steps: true` are refused, as everywhere else in a spec)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class NoOptions(Options):
@@ -28,7 +35,8 @@ class CountOptions(Options):
 
 
 class FastfoodOptions(Options):
-    max_dense_size: PositiveInt = 4096  # the model's banks with L ≤ this are also checked against the formula
+    # the model's banks with L ≤ this are also checked against the formula: a dense L × L matrix each
+    max_dense_size: int = Field(4096, gt=0, le=16_384)
 
 
 class FormulaOptions(Options):
@@ -44,44 +52,62 @@ class KSOptions(Options):
 class NearIdentityOptions(Options):
     # max |Δlogits| / max |base logits| on the tiny model: scale-free, so one tolerance holds for T5 v1.0
     # (decoder output scaled by d_model^-1/2 before the lm_head) and T5 v1.1 / mT5 (not scaled)
-    max_relative_diff: PositiveFloat
+    max_relative_diff: float = Field(gt=0.0, le=1.0)
 
 
 class MergedExportOptions(Options):
-    max_relative_error: float = Field(1e-5, gt=0.0)  # the merged weights are computed once, not per forward
+    max_relative_error: float = Field(1e-5, gt=0.0, le=1.0)  # the merged weights are computed once, not per forward
 
 
 class PlacementOptions(Options):
     sublayers: list[Literal["self_attention", "cross_attention", "feed_forward"]]
-    encoder_blocks: list[int] | None = None  # None: every block
-    decoder_blocks: list[int] | None = None
+    encoder_blocks: list[Block] | None = None  # None: every block
+    decoder_blocks: list[Block] | None = None
     targets: list[str] | None = None  # None: on the sub-layer itself; else modules of these names inside it
     outside_blocks: list[str] = []
 
 
 class ProjectionOptions(Options):
-    steps: PositiveInt = 2  # training steps before the checkpoint is saved
+    steps: Steps = 2  # training steps before the checkpoint is saved
 
 
 class PromptOptions(Options):
-    steps: PositiveInt = 2
-    new_tokens: PositiveInt = 5
+    steps: Steps = 2
+    new_tokens: int = Field(5, gt=0, le=1_000)
 
 
 class SkipOptions(Options):
-    encoder: list[int] = Field(default_factory=list)  # blocks whose adapters are skipped
-    decoder: list[int] = Field(default_factory=list)
+    encoder: list[Block] = Field(default_factory=list)  # blocks whose adapters are skipped
+    decoder: list[Block] = Field(default_factory=list)
 
 
 class StepOptions(Options):
-    steps: PositiveInt = 3
-    learning_rate: PositiveFloat = 1e-2
+    steps: Steps = 3
+    learning_rate: float = Field(1e-2, gt=0.0, le=10.0)
+
+
+ADAPTER_FAMILY = ("adapter", "pfeiffer_adapter", "adapter_drop", "low_rank_adapter", "phm_adapter", "compacter",
+                  "compacter_pp")  # fmt: skip
+PHM_METHODS = ("phm_adapter", "compacter", "compacter_pp")
+PROMPT_METHODS = ("prompt_tuning_random", "prompt_tuning_tokens")
+SAID = ("intrinsic_said",)
 
 
 @dataclass(frozen=True)
 class Declared:
     summary: str  # what the check establishes, in one line (`harness ls`)
     options: type[BaseModel] = NoOptions
+    # The methods whose built model has what the check reads (PHM layers, a prompt, Intrinsic-SAID's
+    # projection, modules under the method's name); () for every method. Stated for another method, the
+    # check could only fail or be vacuous, so validation refuses it, saying what it `needs`.
+    methods: tuple[str, ...] = ()
+    needs: str = ""
+    # options that only these methods can honour: {option: (methods, what it needs)}, refused when set
+    # (to anything but the default) for another method
+    option_methods: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+    def applies_to(self, method: str) -> bool:
+        return not self.methods or method in self.methods
 
 
 DECLARED: dict[str, Declared] = {
@@ -90,36 +116,53 @@ DECLARED: dict[str, Declared] = {
         "Base, trainable and total counts equal sums over unique tensors (tied and shared ones once); "
         "Intrinsic-SAID's tensor list is those tensors once each.",
         CountOptions,
+        option_methods={"reparameterised_tensors": (SAID, "Intrinsic-SAID's list of reparameterised tensors")},
     ),
     "fastfood_linear": Declared(
         "Fastfood banks are linear, equal the dense formula, project_transpose is Pᵀ, gradcheck exact; "
         "the model's too.",
         FastfoodOptions,
+        methods=SAID,
+        needs="Intrinsic-SAID's Fastfood banks",
     ),
     "fwht": Declared(
-        "fwht, its head/of-head variants equal products with scipy's Hadamard matrix (L ≤ 4096); exact gradient."
+        "fwht, its head/of-head variants equal products with scipy's Hadamard matrix (L ≤ 4096); exact gradient.",
+        methods=SAID,
+        needs="Intrinsic-SAID's Hadamard transform (a check of the projection it trains through)",
     ),
-    "identity_at_init": Declared("Bit-identical logits at init; one step moves them."),
+    "identity_at_init": Declared(
+        "Bit-identical logits at init; one step moves them.",
+        methods=(*ADAPTER_FAMILY, "bitfit", "full_finetune", *SAID),
+        needs="a neutral start (a prompt has none: state prompt_extends_input)",
+    ),
     "init_distribution": Declared(
         "Declared init laws hold (KS test; constants and embedding-row copies exact) and cover every added parameter.",
         KSOptions,
     ),
     "kron_sum": Declared(
-        "PHMLinear for hypothesis-drawn n, sizes, rank, batch, dtype, and every PHM layer built, equal Σ A_i ⊗ B_i."
+        "PHMLinear for hypothesis-drawn n, sizes, rank, batch, dtype, and every PHM layer built, equal Σ A_i ⊗ B_i.",
+        methods=PHM_METHODS,
+        needs="PHM layers (the arguments n and shared_phm_rule)",
     ),
     "layer_formula": Declared(
         "Every added module, with random weights, equals its paper equation written independently "
         "(y + U(f(D(y))) with f and D, U from their formulas; y + b); the activations are told apart.",
         FormulaOptions,
+        methods=(*ADAPTER_FAMILY, "bitfit"),
+        needs="modules registered under the method's name (adapters, BitFit's biases)",
     ),
     "lambda_coupling": Declared(
         "Intrinsic-SAID: λ_i = 0 gives back exactly θ_i⁰ and only it, λ_i scales θ_i's offset; the unused last λ "
-        "gets zero gradient."
+        "gets zero gradient.",
+        methods=SAID,
+        needs="Intrinsic-SAID's λ",
     ),
     "merged_export": Declared(
         "After training steps, the method merged into the stock T5 (save_pretrained, from_pretrained) holds none "
         "of its modules and gives its logits.",
         MergedExportOptions,
+        methods=("full_finetune", *SAID),  # harness.model.export.MERGEABLE
+        needs="a method that folds into the stock T5's weights",
     ),
     "near_identity_at_init": Declared(
         "max |logits(adapted) − logits(base)| / max |logits(base)| ≤ the spec's tolerance at init, and ≠ 0 after "
@@ -130,31 +173,50 @@ DECLARED: dict[str, Declared] = {
         "Intrinsic-SAID's Fastfood draws, read from the model: B ±1 balanced, Π a permutation (not the identity), "
         "G ~ N(0, 1), no two projections alike.",
         KSOptions,
+        methods=SAID,
+        needs="Intrinsic-SAID's Fastfood draws",
     ),
     "prompt_extends_input": Declared(
         "Prompt tuning: the encoder input grows by exactly p shared vectors; sources, decoder input and padding "
-        "untouched; logits = T5 on [P; E(x)] with mask [1_p; m]; one step moves the output."
+        "untouched; logits = T5 on [P; E(x)] with mask [1_p; m]; one step moves the output.",
+        methods=PROMPT_METHODS,
+        needs="a prompt (the argument prompt_length)",
     ),
     "placement": Declared(
         "The method's modules are exactly at the declared sub-layers and blocks (never elsewhere), all run, and act "
         "there: h + dropout(M(F(LN(h)))), T5's own elsewhere.",
         PlacementOptions,
+        methods=(*ADAPTER_FAMILY, "bitfit"),
+        needs="modules placed in T5's sub-layers (adapters, BitFit's biases)",
     ),
     "reproducible_projection": Declared(
         "Projections depend on projection_seed only; a trained checkpoint reloads bit-exactly and refuses "
         "another seed.",
         ProjectionOptions,
+        methods=SAID,
+        needs="Intrinsic-SAID's projection_seed",
     ),
     "prompt_only": Declared(
         "Training moves the prompt and nothing else; the decoder masks with [1_p; m]; generate = greedy forwards.",
         PromptOptions,
+        methods=PROMPT_METHODS,
+        needs="a prompt (the argument prompt_length)",
     ),
-    "rank_at_most": Declared("rank(w_l w_r) ≤ r for hypothesis-drawn sizes and r, and for every low-rank layer built."),
+    "rank_at_most": Declared(
+        "rank(w_l w_r) ≤ r for hypothesis-drawn sizes and r, and for every low-rank layer built.",
+        methods=("low_rank_adapter",),
+        needs="low-rank layers w_l w_r (the argument rank)",
+    ),
     "shared_rule": Declared(
-        "One A object for all PHM layers, counted once, fed gradient by every layer (one A per layer if unshared)."
+        "One A object for all PHM layers, counted once, fed gradient by every layer (one A per layer if unshared).",
+        methods=PHM_METHODS,
+        needs="PHM layers and their rule A",
     ),
     "skip_equals_absent": Declared(
-        "Skipping the adapters of chosen blocks equals, bit for bit, a model built without them.", SkipOptions
+        "Skipping the adapters of chosen blocks equals, bit for bit, a model built without them.",
+        SkipOptions,
+        methods=("adapter_drop",),
+        needs="AdapterDrop's skippable adapters",
     ),
     "state_roundtrip": Declared(
         "Saving the trainable tensors and loading them into a fresh model reproduces the outputs bit for bit."

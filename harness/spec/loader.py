@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Strict, ValidationError, create_mode
 from harness.errors import SpecError, did_you_mean
 from harness.spec.model_choice import model_file_for, resolve_model
 from harness.spec.model_files import ModelFile
-from harness.spec.reading import SpecLoader, pydantic_errors, read_yaml
+from harness.spec.reading import MAX_NESTING, SpecLoader, nesting_depth, pydantic_errors, read_yaml
 from harness.spec.schema import Spec
 
 DEFAULTS_DIR = "_defaults"
@@ -69,8 +69,10 @@ def resolve_defaults(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     name = data["defaults"]
     if not isinstance(name, str) or not name:
         raise SpecError([f"{path}: defaults: expected the name of a file in {DEFAULTS_DIR}/"])
+    if "/" in name or "\\" in name or name.startswith("."):  # a name in _defaults/, never a path out of it
+        raise SpecError([f"{path}: defaults: {name!r} is a path; expected the name of a file in {DEFAULTS_DIR}/"])
     defaults_path = path.resolve().parent / DEFAULTS_DIR / f"{name}.yaml"
-    if not defaults_path.is_file():
+    if not defaults_path.exists():  # a pipe or a folder of that name is refused by read_yaml, not taken for absent
         known = sorted(p.stem for p in defaults_path.parent.glob("*.yaml"))
         raise SpecError([f"{path}: defaults: no file {defaults_path}{did_you_mean(name, known)}"])
     base = read_yaml(defaults_path)
@@ -132,21 +134,37 @@ def check_method(path: Path, method_data: Any) -> tuple[dict[str, Any] | None, l
     return arguments.model_dump(mode="json"), []
 
 
-def check_invariants(path: Path, invariants: Any) -> list[str]:
-    """Names against the closed vocabulary (did-you-mean), options against each invariant's options."""
+def check_invariants(path: Path, invariants: Any, method: Any = None) -> list[str]:
+    """Names against the closed vocabulary (did-you-mean), options against each invariant's options, and each
+    invariant (and option) against the spec's `method`: one whose check reads what this method does not
+    build (PHM layers on an adapter, a prompt on Compacter) is refused here rather than failing in `check`."""
     from harness.spec.invariant_catalog import DECLARED
+    from impl.registry import names
 
     if not isinstance(invariants, dict):
         return []  # the schema reports the shape
+    if method not in names():
+        method = None  # an unknown method is reported once, by check_method, not once per invariant
     errors = []
     for name, options in invariants.items():
         if name not in DECLARED:
             errors.append(f"{path}: invariants.{name}: unknown invariant{did_you_mean(str(name), sorted(DECLARED))}")
             continue
+        declared = DECLARED[name]
+        if isinstance(method, str) and not declared.applies_to(method):
+            errors.append(f"{path}: invariants.{name}: applies only to {', '.join(declared.methods)} (it needs "
+                          f"{declared.needs}), not {method}")  # fmt: skip
+            continue
         try:
-            DECLARED[name].options.model_validate(options or {})
+            validated = declared.options.model_validate(options or {})
         except ValidationError as error:
             errors += pydantic_errors(path, error, prefix=("invariants", name))
+            continue
+        for option, (methods, needs) in declared.option_methods.items():
+            default = type(validated).model_fields[option].default
+            if isinstance(method, str) and method not in methods and getattr(validated, option) != default:
+                errors.append(f"{path}: invariants.{name}.{option}: applies only to {', '.join(methods)} (it needs "
+                              f"{needs}), not {method}")  # fmt: skip
     return errors
 
 
@@ -175,29 +193,52 @@ def override_key(override: str) -> str:
     return override.partition("=")[0].strip()
 
 
+MAX_OVERRIDE_BYTES = 100_000  # a --set value is a number, a word or a short list; a spec file is the place for more
+MAX_OVERRIDE_KEY = 200  # `invariants.counted_once.reparameterised_tensors` is 46 characters
+
+
 def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """`key.path=value` assignments (value in YAML: `3e-3`, `[mrpc, rte]`, `true`) applied to the spec data.
 
-    The result is validated like any spec, so a typo in a key or a wrong type is reported as usual.
+    The result is validated like any spec, so a typo in a key or a wrong type is reported as usual. What a
+    spec file may not hold, an override may not either: nesting (the key's parts and the value's) beyond
+    MAX_NESTING, a value larger than MAX_OVERRIDE_BYTES, a YAML alias; and a key part that is empty
+    (`a..b`, `.a`) or that would step into a list or a value is refused, naming the override.
     """
     data = deep_merge(data, {})
     for override in overrides:
         key, (_, sep, text) = override_key(override), override.partition("=")
         if not sep or not key:
             raise SpecError([f"{path}: --set {override}: expected KEY.PATH=VALUE"])
+        if len(key) > MAX_OVERRIDE_KEY:  # no spec key is longer: one line that stays readable
+            raise SpecError([f"{path}: --set {key[:60]}…: a key of {len(key):,} characters; no spec key path is "
+                             f"longer than {MAX_OVERRIDE_KEY}"])  # fmt: skip
+        parts = key.split(".")
+        if not all(part.strip() for part in parts):
+            raise SpecError([f"{path}: --set {key}: an empty part in the key; expected KEY.PATH=VALUE (a.b.c)"])
+        if len(text) > MAX_OVERRIDE_BYTES:
+            raise SpecError([f"{path}: --set {key}: a value of {len(text):,} characters; at most "
+                             f"{MAX_OVERRIDE_BYTES:,} (put larger values in the spec file)"])  # fmt: skip
+        depth = len(parts) - 1 + nesting_depth(text)
+        if depth > MAX_NESTING:
+            raise SpecError([f"{path}: --set {key}: nested {depth} levels deep (key and value); a spec nests at "
+                             f"most {MAX_NESTING}"])  # fmt: skip
         try:
             value = yaml.load(text, Loader=SpecLoader)
         except yaml.YAMLError as error:
             why = getattr(error, "problem", None) or " ".join(str(error).split())
-            raise SpecError([f"{path}: --set {key}: invalid value {text!r}: {why}"]) from None
-        parts = key.split(".")
+            shown = text if len(text) <= 60 else f"{text[:60]}…"  # the line stays one readable line
+            raise SpecError([f"{path}: --set {key}: invalid value {shown!r}: {why}"]) from None
         target = data
-        for part in parts[:-1]:
+        for index, part in enumerate(parts[:-1]):
             child = target.get(part)
             if child is None:
                 child = target[part] = {}
             elif not isinstance(child, dict):
-                raise SpecError([f"{path}: --set {key}: {part} is not a mapping"])
+                whole = ".".join(parts[: index + 1])
+                kind = "a list" if isinstance(child, list) else "a single value"
+                raise SpecError([f"{path}: --set {key}: {part} is not a mapping ({kind}); set it whole: "
+                                 f"--set {whole}=VALUE"])  # fmt: skip
             else:
                 child = target[part] = dict(child)
             target = child
@@ -261,7 +302,8 @@ def read_spec(path: str | Path, model: str | None = None, overrides: list[str] |
             errors += error.errors
     arguments, method_errors = check_method(path, data.get("method"))
     errors += method_errors
-    errors += check_invariants(path, data.get("invariants"))
+    method_name = data["method"].get("name") if isinstance(data.get("method"), dict) else None
+    errors += check_invariants(path, data.get("invariants"), method_name)
     if spec is not None:
         errors += check_published(path, spec)
     if errors:

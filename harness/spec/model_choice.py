@@ -11,7 +11,6 @@ for counting.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -52,7 +51,7 @@ def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
     which name model files only: a spec is data that validates offline)."""
     folder = models_dir(spec_path)
     candidate = folder / f"{name}.yaml"
-    if not candidate.is_file():
+    if not present(candidate):  # a pipe or a folder of that name is refused by read_yaml, not taken for absent
         known = known_model_files(spec_path)
         raise SpecError([f"{spec_path}: {key}: no model file {candidate}{did_you_mean(name, known)}"])
     return load_model_file(candidate)
@@ -64,7 +63,7 @@ def resolve_model(spec_path: Path, name: str, key: str = "--model", where: str |
     the same name (`./t5_base` is the folder)."""
     where = where or f"{spec_path}: {key}"
     candidate = models_dir(spec_path) / f"{name}.yaml"  # `name` may be a model file beside the spec
-    if "/" not in name and candidate.is_file():
+    if "/" not in name and present(candidate):
         return load_model_file(candidate)
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -104,49 +103,66 @@ def expected(spec_path: Path, name: str) -> str:
 
 def read_config(path: Path) -> dict:
     """A JSON file the harness reads (a config.json, an index, a checkpoint record), or one SpecError line
-    naming the file."""
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise SpecError([f"{path}: (top level): {size:,} bytes; a config.json is at most {MAX_CONFIG_BYTES:,}"])
+    naming the file: a regular file (a pipe would block), at most MAX_CONFIG_BYTES, UTF-8, nested at most
+    `harness.inputs.MAX_JSON_DEPTH` levels (deeper JSON exhausts the parser's recursion) and with finite
+    numbers only (a `layer_norm_epsilon: NaN` would build a model that computes NaN)."""
+    from harness.errors import InputError
+    from harness.inputs import read_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise SpecError([f"{path}: (top level): not UTF-8 text"]) from None
-    except json.JSONDecodeError as error:
-        raise SpecError([f"{path}: line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}"]) from None
+        return read_json(path, MAX_CONFIG_BYTES, what=path.name)
+    except InputError as error:
+        raise SpecError(error.errors) from None
 
 
 MAX_HEADER_BYTES = 100_000_000  # a safetensors header lists tensor names and shapes: megabytes at most
 
 
+def present(path: Path) -> bool:
+    """Whether anything is at `path` (a file, a folder, a pipe, a dangling link): what is there is then read
+    and refused by `harness.inputs.regular_file` when it is no regular file, rather than taken for absent."""
+    return os.path.lexists(path)
+
+
 def stored_lm_head(folder: Path) -> bool | None:
     """Whether the folder's safetensors weights hold an `lm_head.weight` of their own (None: no such weights).
 
-    Only the JSON index or the safetensors header is read: names, never tensor data, nothing unpickled.
+    Only the JSON index or the safetensors header is read: names, never tensor data, nothing unpickled; the
+    header as any JSON the harness did not write (bounded size and nesting, finite numbers).
     """
+    from harness.errors import InputError
+    from harness.inputs import decode_utf8, parse_json, regular_file
+
     index = folder / "model.safetensors.index.json"
-    if index.is_file():
+    if present(index):
         data = read_config(index)
         weight_map = data.get("weight_map") if isinstance(data, dict) else None
         return isinstance(weight_map, dict) and "lm_head.weight" in weight_map
     weights = folder / "model.safetensors"
-    if not weights.is_file():
+    if not present(weights):
         return None
-    with weights.open("rb") as file:
-        size = int.from_bytes(file.read(8), "little")
-        if not 0 < size <= MAX_HEADER_BYTES:
-            raise SpecError([f"{weights}: (top level): not a safetensors file (header of {size:,} bytes)"])
-        try:
-            header = json.loads(file.read(size))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise SpecError([f"{weights}: (top level): not a safetensors file (unreadable header)"]) from None
+    try:
+        regular_file(weights, "safetensors file")
+        with weights.open("rb") as file:
+            size = int.from_bytes(file.read(8), "little")
+            if not 0 < size <= MAX_HEADER_BYTES:
+                raise SpecError([f"{weights}: (top level): not a safetensors file (header of {size:,} bytes)"])
+            raw = file.read(size)
+        header = parse_json(decode_utf8(raw, weights, "safetensors header"), weights, "safetensors header")
+    except OSError as error:
+        why = error.strerror or error
+        raise SpecError([f"{weights}: (top level): cannot read the safetensors file: {why}"]) from None
+    except SpecError:
+        raise
+    except InputError as error:
+        raise SpecError([f"{line} (not a safetensors file: unreadable header)" for line in error.errors]) from None
     return isinstance(header, dict) and "lm_head.weight" in header
 
 
 def model_from_folder(folder: Path) -> ModelFile:
     """The architecture of a local Hugging Face folder's config.json; its weights and tokenizer live there."""
     config_path = folder / "config.json"
-    if not config_path.is_file():
+    if not present(config_path):
         raise SpecError([f"{folder}: --model: the folder holds no config.json (a folder written by save_pretrained)"])
     architecture = architecture_from_config(read_config(config_path), str(config_path), stored_lm_head(folder))
     return ModelFile(

@@ -8,14 +8,16 @@ An architecture comes from a model file (`spec/models/*.yaml`) or from a Hugging
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 if TYPE_CHECKING:  # transformers loads only when a config is made (`--help`, `validate` stay fast)
     from transformers import PretrainedConfig
 
 MODEL_TYPES = ("t5", "mt5")  # transformers' model_type of the T5 family the methods apply to
+MAX_VOCAB = 1_048_576  # 2**20: 4× mT5's 250,112 entries
+MAX_PARAMETERS = 10**11  # 9× T5-XXL (11B), the largest T5-family checkpoint
 
 
 class T5Architecture(BaseModel):
@@ -27,25 +29,56 @@ class T5Architecture(BaseModel):
     scaling, so `harness.model.backbone` unties an untied model itself.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
+    # Upper bounds refuse the absurd (a typo's d_model 10**9 would be built before anything says so), each
+    # at least 4× the largest T5-family checkpoint: T5-XXL (d_model 1024, d_ff 65,536, 128 heads of d_kv
+    # 128), T5 v1.1 / mT5-XXL (d_model 4096, d_ff 10,240, 64 heads, 24 layers), mT5's 250,112 entries.
     model_type: Literal["t5", "mt5"] = "t5"
-    vocab_size: PositiveInt
-    d_model: PositiveInt
-    d_kv: PositiveInt
-    d_ff: PositiveInt
-    num_layers: PositiveInt
-    num_decoder_layers: PositiveInt
-    num_heads: PositiveInt
-    relative_attention_num_buckets: PositiveInt = 32
-    relative_attention_max_distance: PositiveInt = 128
+    vocab_size: Annotated[int, Field(gt=0, le=MAX_VOCAB)]
+    d_model: Annotated[int, Field(gt=0, le=16_384)]
+    d_kv: Annotated[int, Field(gt=0, le=1_024)]
+    d_ff: Annotated[int, Field(gt=0, le=262_144)]
+    num_layers: Annotated[int, Field(gt=0, le=256)]
+    num_decoder_layers: Annotated[int, Field(gt=0, le=256)]
+    num_heads: Annotated[int, Field(gt=0, le=512)]
+    relative_attention_num_buckets: Annotated[int, Field(gt=0, le=4_096)] = 32
+    relative_attention_max_distance: Annotated[int, Field(gt=0, le=1_000_000)] = 128
     dropout_rate: float = Field(0.1, ge=0.0, lt=1.0)
-    layer_norm_epsilon: float = Field(1e-6, gt=0.0)
+    layer_norm_epsilon: float = Field(1e-6, gt=0.0, le=1.0)
     feed_forward_proj: Literal["relu", "gelu", "gated-gelu", "gated-relu", "gated-silu"] = "relu"
     tie_word_embeddings: bool = True
-    decoder_start_token_id: int = 0
-    pad_token_id: int = 0
-    eos_token_id: int = 1
+    # token ids index the embedding: each below vocab_size (checked below), never negative
+    decoder_start_token_id: Annotated[int, Field(ge=0)] = 0
+    pad_token_id: Annotated[int, Field(ge=0)] = 0
+    eos_token_id: Annotated[int, Field(ge=0)] = 1
+
+    @model_validator(mode="after")
+    def _buildable(self) -> T5Architecture:
+        """Token ids inside the vocabulary, and a parameter count a machine can hold (each bound alone admits
+        combinations no machine could build)."""
+        for key in ("decoder_start_token_id", "pad_token_id", "eos_token_id"):
+            if getattr(self, key) >= self.vocab_size:
+                raise ValueError(f"{key} {getattr(self, key)} is not below vocab_size {self.vocab_size}")
+        if self.approximate_parameters() > MAX_PARAMETERS:
+            raise ValueError(
+                f"about {self.approximate_parameters():.3g} parameters (vocab_size, d_model, d_kv, d_ff, num_heads, "
+                f"num_layers, num_decoder_layers); a T5-family model here has at most {MAX_PARAMETERS:.0e} "
+                "(T5-XXL has 1.1e10)"
+            )
+        return self
+
+    def approximate_parameters(self) -> int:
+        """Embeddings and the attention and feed-forward matrices (layer norms and biases are negligible)."""
+        inner = self.num_heads * self.d_kv
+        attention = 4 * self.d_model * inner
+        feed_forward = (3 if self.feed_forward_proj.startswith("gated") else 2) * self.d_model * self.d_ff
+        embeddings = self.vocab_size * self.d_model * (1 if self.tie_word_embeddings else 2)
+        return (
+            embeddings
+            + self.num_layers * (attention + feed_forward)
+            + self.num_decoder_layers * (2 * attention + feed_forward)
+        )
 
     @property
     def family(self) -> str:

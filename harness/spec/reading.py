@@ -67,6 +67,24 @@ class SpecLoader(yaml.SafeLoader):
     PyYAML follows YAML 1.1, where a float needs a dot (`1.0e-4`) and `1e-4` is a string.
     """
 
+    def compose_node(self, parent, index):
+        """Refuse an alias (`*name`): each one repeats its anchor's whole value, so a few lines can stand for
+        billions of values (a "billion laughs") that validation would walk for hours. No spec needs one."""
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            why = f"an alias (*{event.anchor}); write the value out, a spec holds no aliases"
+            raise yaml.composer.ComposerError(None, None, why, event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_yaml_int(self, node):
+        """An integer, or a YAML error: Python refuses to read one of more than 4,300 digits (a ValueError,
+        which PyYAML would let through as a traceback)."""
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            why = f"an integer of {len(node.value):,} characters; no setting needs more than a few"
+            raise yaml.constructor.ConstructorError(None, None, why, node.start_mark) from None
+
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
@@ -86,6 +104,7 @@ MAX_SPEC_BYTES = 1_000_000  # a spec is a page of YAML; anything larger is a mis
 MAX_NESTING = 50  # deeper YAML would exhaust the parser's recursion
 
 
+SpecLoader.add_constructor("tag:yaml.org,2002:int", SpecLoader.construct_yaml_int)
 SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -102,14 +121,28 @@ SpecLoader.add_implicit_resolver(
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from `path`, or SpecError naming the file (and line) for anything else."""
+    from harness.errors import InputError
+    from harness.inputs import regular_file
+
     if path.is_dir():
         raise SpecError([f"{path}: (top level): is a folder, expected a YAML file"])
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise SpecError([f"{path}: (top level): file not found"])
-    size = path.stat().st_size
-    if size > MAX_SPEC_BYTES:
-        raise SpecError([f"{path}: (top level): {size:,} bytes; a spec file is at most {MAX_SPEC_BYTES:,}"])
-    raw = path.read_bytes()
+    try:
+        regular_file(path, "YAML file")  # a named pipe would block the read forever
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecError([f"{path}: (top level): {size:,} bytes; a spec file is at most {MAX_SPEC_BYTES:,}"])
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)  # bounded: the file may grow between stat and read
+    except SpecError:
+        raise
+    except InputError as error:
+        raise SpecError(error.errors) from None
+    except OSError as error:
+        raise SpecError([f"{path}: (top level): cannot read the file: {error.strerror or error}"]) from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError([f"{path}: (top level): more than {MAX_SPEC_BYTES:,} bytes; a spec file is at most that"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

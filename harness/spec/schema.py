@@ -14,13 +14,13 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     ValidationInfo,
     create_model,
     field_validator,
     model_validator,
 )
 
+from harness.limits import MAX_LENGTH, SEED_MAX
 from harness.spec.fidelity import BY_NAME, Fidelity, Position
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -135,18 +135,28 @@ class Training(Strict):
     batch_size: Annotated[int, Field(gt=0, le=1_000_000)]  # the global batch: one optimizer step, at any scale
     gradient_accumulation_steps: Annotated[int, Field(gt=0, le=100_000)] = 1  # memory only: same maths
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    seed: int = 42
-    data_seed: int = 42
+    # numpy takes 32-bit seeds only: a seed outside would be refused (or wrapped) deep inside a run
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 42
+    data_seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 42
     precision: Literal["fp32", "bf16"] = "fp32"
-    source_length: Annotated[int, Field(gt=0, le=100_000)] = 128
-    generation_max_length: Annotated[int, Field(gt=0, le=100_000)] = 20
+    source_length: Annotated[int, Field(gt=0, le=MAX_LENGTH)] = 128
+    generation_max_length: Annotated[int, Field(gt=0, le=MAX_LENGTH)] = 20
     epochs: Epochs
 
 
 class Tasks(Strict):
     names: Annotated[list[TaskName], Field(min_length=1)]
     prefix_task_name: bool  # prepend "<task> " to the source text (full FT, BitFit, prompts, SAID)
-    low_resource_sizes: list[PositiveInt] = Field(default_factory=list)
+    low_resource_sizes: list[Annotated[int, Field(gt=0, le=100_000_000)]] = Field(default_factory=list)
+
+    @field_validator("names", "low_resource_sizes")
+    @classmethod
+    def _each_once(cls, values: list) -> list:
+        """A task (or size) listed twice would be trained twice and counted twice in the averages."""
+        repeated = sorted({str(value) for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each once")
+        return values
 
 
 class PublishedScore(Strict):

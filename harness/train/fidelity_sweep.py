@@ -75,17 +75,20 @@ def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     if is_main_process():
         check_output_dir(output_dir, options.resume, options.overwrite)
     runs: list[dict[str, Any]] = []
-    plan = settings(loaded.spec.method.name, options, tasks)
-    for index, (name, overrides, setting_tasks, changed) in enumerate(plan):
-        folder = output_dir / "fidelity" / name
-        setting = dataclasses.replace(
-            options, tasks=setting_tasks, output_dir=folder, overrides=[*overrides, *options.overrides],
-            resume=options.resume and folder.is_dir(), overwrite=False,
-        )  # fmt: skip
-        if index == 0:  # every check (spec, model, data) passes before anything is written
-            run_single(spec_path, dataclasses.replace(setting, check_only=True))
-            if is_main_process():
-                prepare_output_dir(output_dir, options.resume, options.overwrite)
+    plan = [
+        (name, dataclasses.replace(
+            options, tasks=setting_tasks, output_dir=output_dir / "fidelity" / name,
+            overrides=[*overrides, *options.overrides],
+            resume=options.resume and (output_dir / "fidelity" / name).is_dir(), overwrite=False,
+        ), changed)
+        for name, overrides, setting_tasks, changed in settings(loaded.spec.method.name, options, tasks)
+    ]  # fmt: skip
+    for _, setting, _ in plan:  # every setting's checks (spec, model, data) pass before anything is written:
+        run_single(spec_path, dataclasses.replace(setting, check_only=True))  # a quirk may refuse its method
+    if is_main_process():
+        prepare_output_dir(output_dir, options.resume, options.overwrite)
+    for name, setting, changed in plan:
+        folder = setting.output_dir
         results, _ = run_single(spec_path, setting)
         runs.append({"setting": name, "folder": str(folder.relative_to(output_dir)), "results": results,
                      "changes": changed})  # fmt: skip
