@@ -11,6 +11,7 @@ dict[str, str]`, and refuse a checkpoint by defining `checkpoint_mismatch(metada
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import torch
@@ -49,28 +50,52 @@ def save_trainable(model: nn.Module, path: str | Path, metadata: dict[str, str] 
 
 
 def load_trainable(model: nn.Module, path: str | Path) -> dict[str, str]:
-    """Copy the tensors of `path` into the model's trainable parameters; returns the file's metadata."""
+    """Copy the tensors of `path` into the model's trainable parameters; returns the file's metadata.
+
+    Nothing is copied until every check passed: the names, the modules' metadata, each tensor's shape and
+    kind (a floating-point tensor for a floating-point parameter: `copy_` would silently cast integers or
+    booleans). A file that is no safetensors file (truncated, garbage, a header of bad JSON) or no regular
+    file (a pipe would block) is a CheckpointMismatchError too, in one line.
+    """
     path = Path(path)
     parameters = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    with safe_open(str(path), framework="pt", device="cpu") as handle:
-        keys = set(handle.keys())
-        missing, unexpected = sorted(parameters.keys() - keys), sorted(keys - parameters.keys())
-        if missing or unexpected:
-            raise CheckpointMismatchError(
-                f"{path}: {len(missing)} trainable parameter(s) missing (e.g. {missing[:3]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
-            )
-        tensors = {name: handle.get_tensor(name) for name in sorted(keys)}
-        metadata = handle.metadata() or {}
-    for module in model.modules():
-        check = getattr(module, "checkpoint_mismatch", None)
-        problem = check(metadata) if callable(check) else None
-        if problem:
-            raise CheckpointMismatchError(f"{path}: {problem}")
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        why = error.strerror or error
+        raise CheckpointMismatchError(f"{path}: cannot read the checkpoint's tensors: {why}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe, socket or device"
+        raise CheckpointMismatchError(f"{path}: {kind}, not a safetensors file")
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            keys = set(handle.keys())
+            missing, unexpected = sorted(parameters.keys() - keys), sorted(keys - parameters.keys())
+            if missing or unexpected:
+                raise CheckpointMismatchError(
+                    f"{path}: {len(missing)} trainable parameter(s) missing (e.g. {missing[:3]}), "
+                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
+                )
+            metadata = handle.metadata() or {}
+            for module in model.modules():
+                check = getattr(module, "checkpoint_mismatch", None)
+                problem = check(metadata) if callable(check) else None
+                if problem:
+                    raise CheckpointMismatchError(f"{path}: {problem}")
+            tensors = {name: handle.get_tensor(name) for name in sorted(keys)}  # each bounded by the file's size
+    except CheckpointMismatchError:
+        raise
+    except Exception as error:  # safetensors' SafetensorError (not exported), OSError, a dtype torch lacks
+        why = " ".join(str(error).split())[:300] or type(error).__name__
+        raise CheckpointMismatchError(f"{path}: not a readable safetensors file ({why})") from None
     for name, tensor in tensors.items():
         if tensor.shape != parameters[name].shape:
             raise CheckpointMismatchError(
                 f"{path}: {name} has shape {tuple(tensor.shape)}, model expects {tuple(parameters[name].shape)}"
+            )
+        if parameters[name].is_floating_point() and not tensor.is_floating_point():
+            raise CheckpointMismatchError(
+                f"{path}: {name} holds {tensor.dtype} values, model expects floating-point ({parameters[name].dtype})"
             )
     with torch.no_grad():
         for name, tensor in tensors.items():

@@ -36,6 +36,55 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
 
 
+# The JSON files `AutoTokenizer.from_pretrained` reads from a folder, read first as any JSON the harness did not
+# just write (`harness.inputs.read_json`): transformers parses them with Python's recursive `json` (a deeply
+# nested file is a RecursionError), calls `.get` on them (a list is an AttributeError) and opens them blindly (a
+# pipe blocks forever). mT5's tokenizer.json, the largest of the T5 family, is 16 MB.
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+MAX_TOKENIZER_BYTES = 256 << 20
+
+
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
-    """The tokenizer of a hub model name or a local folder (t5-base's has 32,100 entries)."""
-    return AutoTokenizer.from_pretrained(str(source))
+    """The tokenizer of a hub model name or a local folder (t5-base's has 32,100 entries).
+
+    A folder's files are checked before transformers opens them; whatever transformers still refuses (it raises
+    many kinds of errors: ValueError, OSError, JSONDecodeError, Rust `Exception`s) is one SpecError line naming
+    the folder, and so is a tokenizer without the pad and end-of-sequence tokens that batching and generation
+    need."""
+    from harness.errors import SpecError
+
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        check_tokenizer_folder(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+    except Exception as error:  # at the load site: every kind transformers raises for a broken tokenizer
+        why = " ".join(str(error).split())[:300] or type(error).__name__
+        raise SpecError([f"{source}: tokenizer: cannot load it ({why})"]) from None
+    for role in ("pad", "eos"):
+        if getattr(tokenizer, f"{role}_token_id", None) is None:
+            raise SpecError([f"{source}: tokenizer: no {role} token (tokenizer_config.json {role}_token); a T5 "
+                             "tokenizer has <pad> and </s>"])  # fmt: skip
+    return tokenizer
+
+
+def check_tokenizer_folder(folder: Path) -> None:
+    """Every file of the folder a regular one (a pipe among them would block whatever lists and opens it), and
+    each tokenizer JSON file bounded, UTF-8, of bounded nesting and a JSON object; one SpecError line each."""
+    from harness.errors import InputError, SpecError
+    from harness.inputs import read_json, regular_file, where
+
+    try:
+        for entry in sorted(folder.iterdir()):
+            if not entry.is_dir():
+                regular_file(entry, "file of the tokenizer's folder")
+        for name in TOKENIZER_JSON:
+            path = folder / name
+            if not (path.exists() or path.is_symlink()):
+                continue
+            if not isinstance(read_json(path, MAX_TOKENIZER_BYTES, name), dict):
+                raise SpecError([where(path, f"expected a JSON object, as transformers writes {name}")])
+    except InputError as error:
+        raise SpecError(error.errors) from None
+    except OSError as error:
+        raise SpecError([where(folder, f"cannot list the tokenizer's folder: {error.strerror or error}")]) from None

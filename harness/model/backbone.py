@@ -81,12 +81,16 @@ def missing_pretrained_files(folder: Path) -> list[str]:
     return [what for what, names in PRETRAINED_FILES.items() if not any((folder / name).is_file() for name in names)]
 
 
-def load_pretrained(model_file: ModelFile, pretrained: str | None = None) -> tuple[nn.Module, Any]:
+def load_pretrained(
+    model_file: ModelFile, pretrained: str | None = None, option: str = "--model"
+) -> tuple[nn.Module, Any]:
     """(model, tokenizer) from `pretrained` (default: the model file's), fitted to the model file's architecture.
 
     The checkpoint's config must equal the architecture except in `FITTED_FIELDS`: a larger vocabulary is
     resized down to the architecture's (t5-base's 32,128 rows to the tokenizer's 32,100, as the released
-    code does), and the tying must be the architecture's. Anything else is refused, naming the field.
+    code does), and the tying must be the architecture's. Anything else is refused, naming the field. A
+    load that fails (a folder without weights, corrupt weights or tokenizer) is one line naming `option`, the
+    option (or record key) that chose the source.
     """
     from harness.data.tokenizer import load_tokenizer
     from harness.spec.model_choice import pretrained_architecture
@@ -106,11 +110,17 @@ def load_pretrained(model_file: ModelFile, pretrained: str | None = None) -> tup
     if found.vocab_size < wanted.vocab_size:
         raise SpecError([f"{source}: config.json: vocab_size {found.vocab_size:,} is smaller than "
                          f"{model_file.name}'s {wanted.vocab_size:,}; rows cannot be invented"])  # fmt: skip
+    folder = Path(source).expanduser()
+    missing = missing_pretrained_files(folder) if folder.is_dir() else []
+    if missing:
+        raise SpecError([f"{source}: {option}: the folder lacks {', '.join(missing)} (a folder written "
+                         "by save_pretrained holds them all)"])  # fmt: skip
+    tokenizer = load_tokenizer(source)  # one line of its own naming the folder when it cannot be loaded
     try:
-        tokenizer = load_tokenizer(source)
         model = model_class(wanted).from_pretrained(source)
-    except (OSError, ValueError) as error:  # transformers' words for a folder or hub name it cannot load
-        raise SpecError([f"{source}: --model: cannot load it: {' '.join(str(error).split())}"]) from None
+    except Exception as error:  # transformers and safetensors raise many kinds for a bad folder
+        why = " ".join(str(error).split())[:300] or type(error).__name__
+        raise SpecError([f"{source}: {option}: cannot load it: {why}"]) from None
     if len(tokenizer) > wanted.vocab_size:
         raise SpecError([f"{source}: tokenizer: {len(tokenizer):,} entries do not fit {model_file.name}'s "
                          f"vocabulary of {wanted.vocab_size:,}"])  # fmt: skip

@@ -67,8 +67,7 @@ def export_merged(folder: Path, output: Path, base_model: str | None = None) -> 
 
     record = read_record(folder)
     merged_state_refusal(record.method)
-    if output.exists() and any(output.iterdir()):
-        raise SpecError([f"{output}: --merged: the folder exists and is not empty; choose a new one"])
+    check_new_folder(output, "--merged")
     model, tokenizer = load_recorded(folder, record, base_model)
     plain = merged_model(model, record.method, record.model)
     plain.save_pretrained(output)
@@ -81,3 +80,33 @@ def merged_state_refusal(method: str) -> None:
     if method not in MERGEABLE:
         reason = REFUSALS.get(method, "it is not one of the methods that fold into T5")
         raise SpecError([f"export --merged: {method} cannot be merged: {reason} (mergeable: {', '.join(MERGEABLE)})"])
+
+
+def check_new_folder(output: Path, option: str) -> None:
+    """A folder `save_pretrained` may fill: new (its parent a writable folder) or empty; anything else is one line
+    before the checkpoint is loaded (an existing file, a dangling link, a parent that is a file would otherwise
+    fail in `save_pretrained`, after minutes of loading, or write through the link)."""
+    writable_parent(output, option)
+    try:
+        used = output.exists() and any(output.iterdir())
+    except OSError as error:
+        raise SpecError([f"{output}: {option}: cannot list the folder ({error.strerror or error})"]) from None
+    if used:
+        raise SpecError([f"{output}: {option}: the folder exists and is not empty; choose a new one"])
+
+
+def writable_parent(path: Path, option: str) -> None:
+    """`path`, or its nearest existing parent, is a writable folder (no file, pipe or dangling link on the way):
+    else one line naming `option`, before anything is computed that writing there would lose."""
+    import os
+
+    for parent in [path, *path.parents]:
+        if parent.is_symlink() and not parent.exists():
+            raise SpecError([f"{path}: {option}: {parent} is a dangling symbolic link"])
+        if parent.exists():
+            if not parent.is_dir():
+                kind = "a file" if parent.is_file() else "a pipe, socket or device"
+                raise SpecError([f"{path}: {option}: {parent} is {kind}, not a folder"])
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise SpecError([f"{path}: {option}: {parent} is not writable"])
+            return

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.limits import MAX_LENGTH
 from harness.model.record import CheckpointRecord, load_recorded, read_record
 from harness.spec.fidelity import Fidelity
+from harness.train.devices import device_of
 from harness.train.evaluation import predict_all
 from harness.train.trainer import TokenizedDataset
 
@@ -46,12 +48,6 @@ def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: b
     )  # fmt: skip
 
 
-def device_of(name: str | None) -> str:
-    import torch
-
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def evaluate(
     folder: Path,
     task: str | None = None,
@@ -69,19 +65,21 @@ def evaluate(
     from harness.data.protocol import metric_inputs
     from harness.spec.tasks import get_task
 
+    device = device_of(device)
+    if task is not None:  # the recorded task is checked by read_record
+        try:
+            get_task(task)
+        except ValueError as error:
+            raise SpecError([f"--task: {error}"]) from None
     record = read_record(folder)
     task = task or record.data.task
-    try:
-        get_task(task)
-    except ValueError as error:
-        raise SpecError([f"--tasks: {error}"]) from None
     positions = recorded_fidelity(record, fidelity)
     data = task_data(record, task, data_dir, toy, positions)
     examples = data.examples(split)
     if not examples:
         raise SpecError([f"{data.origin}: {task}: the {split} split is empty"])
     model, tokenizer = load_recorded(folder, record, base_model)
-    model.to(device_of(device))
+    model.to(device)
     made = record.data
     sources, targets = [e.source for e in examples], [e.target for e in examples]
     dataset = TokenizedDataset(sources, targets, tokenizer, made.source_length)
@@ -93,6 +91,24 @@ def evaluate(
         "scores": scores,
     }  # fmt: skip
     return report, examples, predictions
+
+
+def check_outputs(folder: Path, names: tuple[str, ...], overwrite: bool) -> None:
+    """`eval --output-dir`: refused, before the evaluation (whose minutes a failed write would lose), when it is
+    no folder one can write into, or when one of `names` there is a folder, a pipe or a symbolic link (writing
+    would fail, block, or go through the link to a file elsewhere), or a file and `overwrite` is false."""
+    from harness.model.export import writable_parent
+
+    writable_parent(folder, "--output-dir")
+    for name in names:
+        path = folder / name
+        if path.is_symlink():
+            raise SpecError([f"{path}: --output-dir: a symbolic link; eval writes {name} as a file of its own"])
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "a pipe, socket or device"
+            raise SpecError([f"{path}: --output-dir: {kind}, where eval writes {name} as a file"])
+        if path.exists() and not overwrite:
+            raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it"])
 
 
 def write_predictions(path: Path, examples, predictions: list[str]) -> None:
@@ -107,10 +123,17 @@ def write_predictions(path: Path, examples, predictions: list[str]) -> None:
 def predict(
     folder: Path, texts: list[str], base_model: str | None = None, max_length: int | None = None, device=None
 ) -> list[str]:
-    """Greedy generations for `texts` (each as the model sees a source: `harness data TASK` shows the format)."""
+    """Greedy generations for `texts` (each as the model sees a source: `harness data TASK` shows the format).
+
+    `max_length` (default: the run's generation_max_length) is at most `MAX_LENGTH` tokens, as the record's."""
+    if max_length is not None and not 1 <= max_length <= MAX_LENGTH:
+        raise SpecError([f"--max-length: {max_length} out of range: expected an integer in 1..{MAX_LENGTH:,}"])
+    if not texts:
+        raise SpecError(["predict: pass --text TEXT (repeatable) or --file FILE (one input per line)"])
+    device = device_of(device)
     record = read_record(folder)
     model, tokenizer = load_recorded(folder, record, base_model)
-    model.to(device_of(device))
+    model.to(device)
     made = record.data
     dataset = TokenizedDataset(texts, [""] * len(texts), tokenizer, made.source_length)
     return predict_all(model, dataset, tokenizer, made.eval_batch_size, max_length or made.generation_max_length)
