@@ -203,7 +203,10 @@ def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(t
     assert code == EXIT_BAD_INPUT and "Traceback" not in err
     assert "training.batch_size: the global batch 16 cannot be split evenly over 1 process × 3 accumulation" in err
     assert "1, 2, 4, 8, 16" in err
-    monkeypatch.setenv("WORLD_SIZE", "3")  # as torchrun --nproc_per_node 3 would set it
+    torchrun = {"WORLD_SIZE": "3", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "3",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}  # fmt: skip
+    for name, value in torchrun.items():  # rank 0 as torchrun --nproc_per_node 3 would start it
+        monkeypatch.setenv(name, value)
     code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
     assert code == EXIT_BAD_INPUT and "over 3 processes × 1 accumulation step (= 3)" in err
     assert len(err.strip().splitlines()) == 1 and not output_dir.exists()

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from harness.cli import options as types
 from harness.cli.exits import EXIT_FAILED, EXIT_OK
 from harness.errors import SpecError
+from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
     import logging
 
-    from harness.train.devices import is_main_process
+    from harness.train.devices import is_main_process, launch
     from harness.train.fidelity_sweep import sweep_fidelity
     from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, run_single
     from harness.train.sweep import sweep
 
+    launch()  # a malformed RANK/WORLD_SIZE/… is one line before anything is read or written
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     options = RunOptions(
         profile=args.profile,
@@ -60,50 +62,76 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def fidelity_overrides(args: argparse.Namespace) -> list[str]:
-    """`--fidelity` and `--mnli-split released` as the spec overrides they stand for, before any `--set`."""
+    """`--fidelity`, then `--mnli-split`, as the spec overrides they stand for, before any `--set` (which wins);
+    read by `harness.spec.fidelity.parse_arguments`, as `data` and `eval` read them, so a value `data` refuses
+    (`NAME=`, an unknown name) is refused here too, before anything runs."""
     from harness.spec.fidelity import as_overrides
 
-    return as_overrides(args.fidelity) + (["fidelity.mnli_split=released"] if args.mnli_split == "released" else [])
+    try:
+        return as_overrides(args.fidelity, args.mnli_split)
+    except ValueError as error:
+        raise SpecError([f"--fidelity: {error}"]) from None
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("run", help="train, evaluate and compare a spec's method (smoke or paper profile)")
-    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("spec", type=types.path, metavar="SPEC")
     p.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
-    p.add_argument("--tasks", nargs="+", metavar="TASK", help="default: the profile's (smoke: rte) or the spec's")
-    p.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="default: the spec's training.seed")
-    p.add_argument("--max-train-samples", type=int, metavar="N", help="low-resource: N training examples")
+    p.add_argument(
+        "--tasks", nargs="+", type=types.name, metavar="TASK",
+        help="default: the profile's (smoke: rte) or the spec's; each task once (a repeat is refused)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seeds", nargs="+", type=types.seed, metavar="SEED",
+        help=f"default: the spec's training.seed; each in 0..{SEED_MAX}, once (a repeat is refused)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-train-samples",
+        type=int,
+        metavar="N",
+        help=f"low-resource: N training examples (1..{MAX_TRAIN_SAMPLES:,})",
+    )
     p.add_argument(
         "--model",
+        type=types.name,
         help="a model file, a local Hugging Face folder or a hub id (default: smoke, the "
         "spec's check_model; paper, the spec's model)",
     )
     p.add_argument(
         "--pretrained",
         metavar="DIR_OR_HUB_ID",
+        type=types.name,
         help="paper: the weights and tokenizer of a model-file "
         "--model (default: the file's `pretrained`, e.g. google-t5/t5-base)",
     )
-    p.add_argument("--data-dir", type=Path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
-    p.add_argument("--output-dir", type=Path, help="default: runs/<spec>-<profile>")
-    p.add_argument("--epochs", type=int, help="override the epochs of every task")
+    p.add_argument("--data-dir", type=types.path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
+    p.add_argument("--output-dir", type=types.path, help="default: runs/<spec>-<profile>")
+    p.add_argument("--epochs", type=int, help=f"override the epochs of every task (1..{MAX_EPOCHS})")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. training.learning_rate=1e-3"
     )
     p.add_argument("--sweep", action="store_true", help="the paper's grid (reduction factor x n), chosen by validation")
-    p.add_argument("--deepspeed", default="auto", help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json")
+    p.add_argument(
+        "--deepspeed",
+        default="auto",
+        type=types.name,
+        help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json",
+    )
     p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",
                    help="released: every quirk of the released code (paper: the spec's default); NAME=released: "
                    "one alone, e.g. said_backward=released (python -m harness fidelity lists them)")  # fmt: skip
     p.add_argument("--sweep-fidelity", action="store_true",
                    help="paper, released and each quirk alone, same seeds: report.md says what moves")  # fmt: skip
     p.add_argument("--mnli-split", choices=["paper", "released"], default=None,
-                   help="released: the same as --set fidelity.mnli_split=released")  # fmt: skip
+                   help="MNLI's split, after --fidelity: as --fidelity mnli_split=… (default: as is)")  # fmt: skip
     p.add_argument("--keep-checkpoints", action="store_true", help="keep the per-epoch checkpoints")
     p.add_argument("--report-to", choices=("none", "tensorboard", "wandb"), default="none",
                    help="log the loss to TensorBoard or W&B as well (extras: tensorboard, wandb)")  # fmt: skip
     p.add_argument(
-        "--logging-steps", type=int, metavar="N", help="log the loss every N steps (default: once per epoch)"
+        "--logging-steps",
+        type=int,
+        metavar="N",
+        help=f"log the loss every N steps (1..{MAX_LOGGING_STEPS:,}; default: once per epoch)",
     )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue the run in --output-dir")

@@ -10,7 +10,7 @@ and per run the best trainable weights (`<task>/seed<k>/best/adapter.safetensors
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import dataclasses
 import logging
 import resource
 import shutil
@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-from harness.errors import SpecError
+from harness.errors import OutputDirError, SpecError
+from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
 from harness.model.checked import argument_error_line, check_built, load_spec
-from harness.model.record import ADAPTER_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
+from harness.model.record import ADAPTER_FILE, RECORD_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
 from harness.results.comparability import paper_epochs
 from harness.results.record import (
     FORMAT,
@@ -48,6 +49,7 @@ from harness.train.devices import check_deepspeed_build, deepspeed_config, devic
 from harness.train.evaluation import EvaluationStopped
 from harness.train.output_dir import check_output_dir, held, prepare_output_dir
 from harness.train.profiles import PROFILES, Profile, check_paper_sources
+from harness.train.trackers import tracker_errors
 from harness.train.trainer import (
     Interrupted,
     NonFiniteLossError,
@@ -311,12 +313,53 @@ def resumable_checkpoint(folder: Path) -> str | None:
     harness's own, complete and unchanged); None if there is none."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from harness.train.checkpoint import verify
+    from harness.train.checkpoint import check_resumable, verify
 
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputDirError([f"{folder}: --resume: refused: not a folder the harness wrote (a link or a file)"])
     checkpoint = get_last_checkpoint(str(folder)) if folder.is_dir() else None
     if checkpoint is not None:
         verify(Path(checkpoint))
+        check_resumable(Path(checkpoint))
     return checkpoint
+
+
+def check_same_setting(ctx: RunContext, task: str, checkpoint: Path) -> None:
+    """Refuse to resume a checkpoint made by another setting (spec, model, data, --max-train-samples, --epochs):
+    the Trainer would only warn, and the run would continue as a mix of two runs reported as one."""
+    from harness.model.record import read_record
+    from harness.train.checkpoint import TRAINER_STATE, read_trainer_state
+
+    recipe, epochs = recipe_for(ctx, task)
+    expected = checkpoint_record(ctx, task, recipe, recipe.batch_size // recipe.gradient_accumulation_steps)
+    try:
+        found = read_record(checkpoint)
+    except SpecError as error:
+        raise SpecError(error.errors[:1]) from None
+    mine, theirs = expected.model_dump(mode="json"), found.model_dump(mode="json")
+    for key in ("method", "arguments", "trainable", "spec_hash", "model", "pretrained", "random_seed", "data"):
+        path, a, b = first_difference(mine[key], theirs[key], key)
+        if path is not None:
+            raise OutputDirError([f"{checkpoint / RECORD_FILE}: {path}: --resume: the checkpoint was made with "
+                                  f"{b!r:.80}, this run would continue with {a!r:.80}; resume with the same spec "
+                                  "and options, or start afresh (--overwrite)"])  # fmt: skip
+    if not (checkpoint / TRAINER_STATE).exists():  # a finished seed's best/: its record says all (verified ones
+        return  # have a trainer state, `check_resumable`)
+    saved = read_trainer_state(checkpoint).get("num_train_epochs")
+    if saved is not None and saved != epochs:
+        started = f"the run was started for {saved} epochs, this one would train {epochs} (--epochs or the spec)"
+        raise OutputDirError([f"{checkpoint}: --resume: {started}; resume with the same, or --overwrite"])
+
+
+def first_difference(a: Any, b: Any, path: str) -> tuple[str | None, Any, Any]:
+    """The first key path where `a` and `b` (JSON data) differ, with both values there; (None, a, b) if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found[0] is not None:
+                return found
+        return None, a, b
+    return (None, a, b) if a == b else (path, a, b)
 
 
 def peak_memory_bytes() -> int:
@@ -364,6 +407,8 @@ def load_data(ctx: RunContext, task: str):
 def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Path]:
     """One setting of the spec: every task and seed; returns the results and the output folder."""
     profile = profile_of(options)
+    if options.data_dir is not None:  # recorded in every checkpoint: `eval` from another folder reads the same data
+        options = dataclasses.replace(options, data_dir=options.data_dir.resolve())
     loaded = load_spec(spec_path, overrides=options.overrides, build=False)
     # smoke: the spec's tiny check model (AdapterDrop: 12 + 12 blocks); paper: the spec's model
     default_model = loaded.check_model_file.name if profile.name == "smoke" else loaded.spec.model
@@ -381,6 +426,7 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     output_dir = Path(options.output_dir or Path("runs") / f"{loaded.name}-{profile.name}")
     if is_main_process() and not options.check_only:  # the other processes would see the folder rank 0 creates
         check_output_dir(output_dir, options.resume, options.overwrite)
+    check_inputs_outside(output_dir, spec_path, options)
     deepspeed = deepspeed_config(options.deepspeed)
     if deepspeed is not None and not torch.cuda.is_available():
         check_deepspeed_build()
@@ -390,6 +436,17 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     needs_group = deepspeed is not None or torch.cuda.device_count() > 1
     with single_process_group() if needs_group else contextlib.nullcontext():
         return run_context(ctx, tasks, seeds)
+
+
+def check_inputs_outside(output_dir: Path, spec_path: Path, options: RunOptions) -> None:
+    """With --overwrite, the folder is removed after the run's inputs were read: a spec or data folder inside it
+    would be lost with it (and the run could not be made again)."""
+    if not options.overwrite:
+        return
+    for option, source in (("--data-dir", options.data_dir), ("SPEC", spec_path)):
+        if source is not None and source.resolve().is_relative_to(output_dir.resolve()):
+            raise OutputDirError([f"{output_dir}: --overwrite: refused: {option} {source} lies inside the folder it "
+                                  "would remove"])  # fmt: skip
 
 
 def profile_of(options: RunOptions) -> Profile:
@@ -430,7 +487,12 @@ def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[di
     if options.resume:  # every checkpoint this run would read, before anything runs
         for task in tasks:
             for seed in seeds:
-                resumable_checkpoint(output_dir / task / f"seed{seed}")
+                folder = output_dir / task / f"seed{seed}"
+                checkpoint = resumable_checkpoint(folder)
+                if checkpoint is not None:
+                    check_same_setting(ctx, task, Path(checkpoint))
+                elif (folder / "best" / RECORD_FILE).is_file():  # a finished seed trains again: its result
+                    check_same_setting(ctx, task, folder / "best")  # is replaced only by the same setting's
     if profile.name == "smoke":
         smoke_tokenizer(ctx, list(data.values()))
     load_backbone(ctx)  # a checkpoint that cannot load, or does not fit the architecture, fails here
@@ -447,25 +509,36 @@ def run_context(ctx: RunContext, tasks: list[str], seeds: list[int]) -> tuple[di
 
 
 def check_options(options: RunOptions, tasks: list[str]) -> None:
-    """The command line's counts and task names, before anything is loaded or written."""
+    """The command line's counts, task names and seeds, and the trackers of `--report-to`, before anything is
+    loaded or written."""
     from harness.spec.tasks import get_task
 
     errors = []
-    counts = (("--epochs", options.epochs), ("--max-train-samples", options.max_train_samples),
-              ("--logging-steps", options.logging_steps))  # fmt: skip
-    for option, value in counts:
+    counts = (("--epochs", options.epochs, MAX_EPOCHS), ("--max-train-samples", options.max_train_samples,
+              MAX_TRAIN_SAMPLES), ("--logging-steps", options.logging_steps, MAX_LOGGING_STEPS))  # fmt: skip
+    for option, value, most in counts:
         if value is not None and value < 1:
             errors.append(f"{option}: {value} is not a valid count (at least 1)")
-    if options.report_to != "none" and importlib.util.find_spec(options.report_to) is None:
-        package = options.report_to
-        errors.append(f"--report-to {package}: the {package} package is not installed (pip install {package})")
+        elif value is not None and value > most:
+            errors.append(f"{option}: {value} is not a valid count (at most {most:,})")
+    # the same work twice would train twice into one folder (the second run overwriting the first) and count
+    # twice in every mean: refused rather than silently deduplicated, so the command line means what it says
+    for option, values in (("--tasks", options.tasks or []), ("--seeds", options.seeds or [])):
+        repeated = next((value for i, value in enumerate(values) if value in values[:i]), None)
+        if repeated is not None:
+            errors.append(f"{option}: {repeated} is given twice; name each once")
+    for seed in options.seeds or []:
+        if not 0 <= seed <= SEED_MAX:
+            errors.append(f"--seeds: {seed} is not a valid seed (0..{SEED_MAX})")
     for task in tasks:
         try:
             get_task(task)
         except ValueError as error:
             errors.append(f"--tasks: {error}")
+    if options.report_to != "none" and not errors:  # last: it may import the tracker's package
+        errors += tracker_errors(options.report_to)
     if errors:
-        raise SpecError(errors)
+        raise SpecError(errors[:1])  # one line: the first mistake (fixing it shows the next)
 
 
 def check_splits(task: str, data) -> None:
@@ -526,7 +599,7 @@ def environment(ctx: RunContext) -> dict[str, Any]:
         "device": ctx.device,
         "precision": "bf16" if ctx.bf16 else "fp32",
         "deepspeed_stage": ctx.deepspeed["zero_optimization"]["stage"] if ctx.deepspeed else None,
-        "world_size": int(__import__("os").environ.get("WORLD_SIZE", "1")),
+        "world_size": world_size(),
     }
 
 

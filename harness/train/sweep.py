@@ -39,13 +39,14 @@ def sweep(spec_path: Path, options) -> tuple[str, Path]:
     """Every grid point the model can take, one run each; (a summary line, the sweep's folder)."""
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-    from harness.train.runner import check_options, run_single
+    from harness.train.runner import check_inputs_outside, check_options, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
     grid = grid_points(spec_path, options.overrides)  # the spec, the overrides and the options: before the disk
     check_options(options, options.tasks or [])
     if is_main_process():
         check_output_dir(output_dir, options.resume, options.overwrite)
+    check_inputs_outside(output_dir, spec_path, options)
     prepared = False
     points, skipped = [], []
     for point in grid:

@@ -233,6 +233,18 @@ class HarnessTrainer(Seq2SeqTrainer):
                 files.load_optimizer(self.optimizer, Path(checkpoint))
             files.load_scheduler(self.lr_scheduler, Path(checkpoint))
 
+    def _init_training_state(self, max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial):
+        """The Trainer's state from the checkpoint (its JSON checked first, one line if malformed), with the best
+        checkpoint found in this run folder, wherever the run was when it was saved (`files.best_checkpoint`)."""
+        if resume_from_checkpoint is None:
+            return super()._init_training_state(max_steps, steps_per_epoch, epochs, None, trial)
+        folder = Path(resume_from_checkpoint)
+        with files.reading(folder):
+            best = files.best_checkpoint(folder)  # checked before the Trainer reads the same file
+            trained = super()._init_training_state(max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial)
+        self.state.best_model_checkpoint = None if best is None else str(best)
+        return trained
+
     def _prepare_for_training(self, max_steps, train_dataloader, resume_from_checkpoint):
         """The Trainer's preparation; then the checkpoint's state through `harness.train.checkpoint` only, and the
         evaluation a signal interrupted."""
@@ -334,8 +346,10 @@ def prepare_model(base: nn.Module, method: str, arguments: dict[str, Any], train
 
 
 def world_size() -> int:
-    """Data-parallel processes of this launch (torchrun / deepspeed set WORLD_SIZE; 1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    """Data-parallel processes of this launch (torchrun / deepspeed set WORLD_SIZE; 1 otherwise), checked."""
+    from harness.train.devices import launch
+
+    return launch().world_size
 
 
 def training_arguments(
