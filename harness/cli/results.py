@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from harness.cli import options
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.errors import SpecError
 
@@ -76,12 +76,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("compare", help="re-check saved results.json files against the published numbers")
-    p.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results.json files (or folders of them)")
+    p.add_argument(
+        "results", nargs="+", type=options.path, metavar="RESULTS", help="results.json files (or folders of them)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_compare)
 
     p = sub.add_parser("report", help="build report.md and the score/parameters plot from results")
-    p.add_argument("inputs", nargs="+", type=Path, metavar="DIR_OR_RESULTS", help="results.json files or folders")
-    p.add_argument("--output-dir", type=Path, default=None, help="default: the one folder (or file's folder) given")
+    p.add_argument(
+        "inputs", nargs="+", type=options.path, metavar="DIR_OR_RESULTS", help="results.json files or folders"
+    )
+    p.add_argument(
+        "--output-dir", type=options.path, default=None, help="default: the one folder (or file's folder) given"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report.md and plot")
     p.set_defaults(run=cmd_report)

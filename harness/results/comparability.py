@@ -40,14 +40,17 @@ def recipe_differences(
     paper: Mapping[str, Any], recipe: Mapping[str, Any], task: str, fidelity: Fidelity = PAPER
 ) -> list[str]:
     """One line per field where a task run's effective recipe differs from the paper's training section."""
+    # a key the recorded recipe lacks is a difference too: a hand-made file cannot claim comparability by omission
     lines = [
-        f"{task}: training.{key} {recipe[key]!r} (paper {paper[key]!r})"
+        f"{task}: training.{key} not recorded (paper {paper[key]!r})"
+        if key not in recipe
+        else f"{task}: training.{key} {recipe[key]!r} (paper {paper[key]!r})"
         for key in RECIPE_KEYS
-        if key in recipe and recipe[key] != paper[key]
+        if key not in recipe or recipe[key] != paper[key]
     ]
     expected = paper_epochs(paper, task, fidelity)
-    if recipe.get("epochs") is not None and recipe["epochs"] != expected:
-        lines.append(f"{task}: epochs {recipe['epochs']} (paper {expected})")
+    if recipe.get("epochs") != expected:
+        lines.append(f"{task}: epochs {recipe.get('epochs', 'not recorded')} (paper {expected})")
     return lines
 
 

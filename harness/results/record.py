@@ -33,7 +33,8 @@ from pydantic import (
     model_validator,
 )
 
-from harness.errors import SpecError, did_you_mean
+from harness.errors import InputError, SpecError, did_you_mean
+from harness.inputs import read_json
 from harness.model.budget import decimals, percent_matches
 from harness.results.comparability import differences
 from harness.spec.fidelity import Fidelity, Position
@@ -43,6 +44,7 @@ from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS, Spec, TaskName
 FORMAT = "compacter-harness/results/v1"
 FORMAT_FAMILY = "compacter-harness/results/"
 RESULTS_NAME = "results.json"
+MAX_RESULTS_BYTES = 100_000_000  # 14 tasks x 10 seeds x 100 epochs of scores is a few megabytes
 BENCHMARKS: dict[str, tuple[str, ...]] = {"glue": GLUE_TASKS, "superglue": SUPERGLUE_TASKS}
 # Scores are means of ×100 metrics: a value equal to the threshold up to float noise passes.
 SCORE_SLACK = 1e-9
@@ -311,6 +313,13 @@ def _consistency_errors(where: str, results: Results) -> list[str]:
             f"base_params = {counted}"
         )
     for task, result in results.tasks.items():
+        seeds = [run.seed for run in result.runs]
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:
+            errors.append(f"{where}: tasks.{task}.runs: seed {repeated[0]} appears twice; each seed is run once")
+        for split in ("test", "validation"):
+            errors += _mean_errors(f"{where}: tasks.{task}.{split}_mean", getattr(result, f"{split}_mean"),
+                                   [getattr(run, split) for run in result.runs])  # fmt: skip
         for index, run in enumerate(result.runs):
             key = f"{where}: tasks.{task}.runs[{index}]"
             if run.seed not in results.seeds:
@@ -319,6 +328,19 @@ def _consistency_errors(where: str, results: Results) -> list[str]:
             if epochs and run.best_epoch not in epochs:
                 errors.append(f"{key}.best_epoch: {run.best_epoch} is not an epoch of its history {epochs}")
     return errors
+
+
+def _mean_errors(key: str, mean: dict[str, float], runs: list[dict[str, float]]) -> list[str]:
+    """A task's stored mean is the mean over its runs of each score they all have (what the run wrote): a
+    hand-edited mean cannot stand in for the runs it claims to average."""
+    common = set.intersection(*(set(scores) for scores in runs)) if runs else set()
+    if set(mean) != common:
+        return [f"{key}: has {sorted(mean)}, but the runs' scores are {sorted(common)}"]
+    for metric in sorted(common):
+        expected = math.fsum(scores[metric] for scores in runs) / len(runs)
+        if not math.isclose(mean[metric], expected, rel_tol=1e-9, abs_tol=1e-9):
+            return [f"{key}.{metric}: {mean[metric]} is not the mean of the runs' {metric}, {expected}"]
+    return []
 
 
 def validate_results(data: Any, where: str | Path = "results", require_regression: bool = True) -> LoadedResults:
@@ -353,14 +375,12 @@ def load_results(path: str | Path) -> LoadedResults:
     path = Path(path)
     if path.is_dir():
         raise SpecError([f"{path}: (top level): is a folder, expected a {RESULTS_NAME} file"])
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise SpecError([f"{path}: (top level): file not found"])
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise SpecError([f"{path}: line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}"]) from None
-    except UnicodeDecodeError as error:
-        raise SpecError([f"{path}: (top level): not UTF-8 text: {error.reason}"]) from None
+    try:  # a regular file, bounded in size and nesting, finite numbers (the harness writes allow_nan=False)
+        data = read_json(path, MAX_RESULTS_BYTES, what=RESULTS_NAME)
+    except InputError as error:
+        raise SpecError(error.errors) from None
     return validate_results(data, path)
 
 

@@ -255,6 +255,7 @@ def _run_section(item: LoadedResults, label: str, comparison, output_dir: Path) 
 
 
 ERRORS_SHOWN = 3  # test examples the model got wrong, per task and seed
+MAX_PREDICTIONS_BYTES = 200_000_000  # a test split of 100,000 examples is tens of megabytes
 
 
 def _predictions_section(item: LoadedResults, output_dir: Path) -> list[str]:
@@ -283,15 +284,18 @@ def _predictions_section(item: LoadedResults, output_dir: Path) -> list[str]:
 
 def _wrong_predictions(path: Path) -> list[dict] | None:
     """The rows whose prediction is not the target (None when the file is not the harness's JSON lines)."""
-    import json
+    from harness.errors import InputError
+    from harness.inputs import decode_utf8, parse_json, read_bytes
 
-    if not path.is_file():
+    if not path.exists():
         return []
-    try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    try:  # a regular file of bounded size, rows of bounded nesting: never a hang or a RecursionError
+        text = decode_utf8(read_bytes(path, MAX_PREDICTIONS_BYTES, "predictions file"), path)
+        rows = [parse_json(line, path) for line in text.splitlines() if line.strip()]
+    except InputError:
         return None
-    if not all(isinstance(r, dict) and {"source", "target", "prediction"} <= r.keys() for r in rows):
+    keys = ("source", "target", "prediction")
+    if not all(isinstance(r, dict) and all(isinstance(r.get(key), str) for key in keys) for r in rows):
         return None
     return [r for r in rows if str(r["prediction"]).strip() != str(r["target"]).strip()]
 
@@ -361,6 +365,10 @@ def write_report(loaded: list[LoadedResults], output_dir: str | Path, overwrite:
     if output_dir.exists() and not output_dir.is_dir():
         raise SpecError([f"{output_dir}: (top level): exists and is not a folder"])
     report, plot = output_dir / REPORT_NAME, output_dir / PLOT_NAME
+    for path in (report, plot):  # replaced by a file of ours only: never written through a link, never a folder
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+            raise SpecError([f"{path}: (top level): {kind}; the report writes a file here: remove it first"])
     existing = [path for path in (report, plot) if path.exists()]
     if existing and not overwrite:
         raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing])
