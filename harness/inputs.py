@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,19 @@ def read_json(path: Path, limit: int, what: str = "JSON file", allow_nan: bool =
     finite numbers (unless `allow_nan`)."""
     text = decode_utf8(read_bytes(path, limit, what), path, what)
     return parse_json(text, path, what, allow_nan)
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` could not be created or written into, or None; nothing is created. Its nearest existing
+    ancestor (itself included) must be a writable folder, and no dangling link may stand on the way."""
+    for parent in [folder, *folder.parents]:
+        if parent.is_symlink() and not parent.exists():
+            return f"{parent} is a dangling symbolic link"
+        if parent.exists():
+            if not parent.is_dir():
+                kind = "a file" if parent.is_file() else "a pipe, socket or device"
+                return f"{parent} is {kind}, not a folder"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"{parent} is not writable"
+            return None
+    return None

@@ -221,8 +221,8 @@ TRACKER_CASES = [
     ("tensorboard missing", "tensorboard", None, {},
      "--report-to tensorboard: the tensorboard package is not installed (pip install tensorboard)"),
     ("tensorboard log folder below a file", "tensorboard", {}, {"TENSORBOARD_LOGGING_DIR": "{tmp}/afile/logs"},
-     "environment variable TENSORBOARD_LOGGING_DIR='{tmp}/afile/logs': --report-to tensorboard: {tmp}/afile is not "
-     "a folder"),
+     "environment variable TENSORBOARD_LOGGING_DIR='{tmp}/afile/logs': --report-to tensorboard: {tmp}/afile is a "
+     "file, not a folder"),
     ("tensorboard log folder empty", "tensorboard", {}, {"TENSORBOARD_LOGGING_DIR": ""},
      "environment variable TENSORBOARD_LOGGING_DIR='': --report-to tensorboard: empty"),
 ]

@@ -264,15 +264,20 @@ CONFIG_CASES = [
 # fmt: on
 
 
-@pytest.mark.parametrize(("name", "files", "file", "expected"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
-def test_a_hostile_model_folder_is_one_line_and_nothing_changes(tmp_path, capsys, name, files, file, expected):
-    folder = tmp_path / "model"
-    folder.mkdir()
+def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
+    """Each file with its content; "fifo" makes a named pipe (reading it would block)."""
     for file_name, content in files.items():
         if content == "fifo":
             os.mkfifo(folder / file_name)
         else:
             (folder / file_name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+
+
+@pytest.mark.parametrize(("name", "files", "file", "expected"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_a_hostile_model_folder_is_one_line_and_nothing_changes(tmp_path, capsys, name, files, file, expected):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    write_files(folder, files)
     line = one_line_unchanged(capsys, [folder], "budget", SPEC, "--model", folder)
     assert line.startswith(f"{folder / file}: {expected}"), line
 
@@ -349,11 +354,7 @@ DATA_CASES = [
 def test_a_hostile_data_folder_is_one_line_and_nothing_changes(tmp_path, capsys, name, task, files, expected):
     folder = tmp_path / task
     folder.mkdir()
-    for file_name, content in files.items():
-        if content == "fifo":
-            os.mkfifo(folder / file_name)
-        else:
-            (folder / file_name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    write_files(folder, files)
     line = one_line_unchanged(capsys, [tmp_path], "data", task, "--data-dir", tmp_path)
     assert line.startswith(expected.format(dir=folder, root=tmp_path)), line
 

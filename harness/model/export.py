@@ -98,15 +98,8 @@ def check_new_folder(output: Path, option: str) -> None:
 def writable_parent(path: Path, option: str) -> None:
     """`path`, or its nearest existing parent, is a writable folder (no file, pipe or dangling link on the way):
     else one line naming `option`, before anything is computed that writing there would lose."""
-    import os
+    from harness.inputs import folder_problem
 
-    for parent in [path, *path.parents]:
-        if parent.is_symlink() and not parent.exists():
-            raise SpecError([f"{path}: {option}: {parent} is a dangling symbolic link"])
-        if parent.exists():
-            if not parent.is_dir():
-                kind = "a file" if parent.is_file() else "a pipe, socket or device"
-                raise SpecError([f"{path}: {option}: {parent} is {kind}, not a folder"])
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise SpecError([f"{path}: {option}: {parent} is not writable"])
-            return
+    why = folder_problem(path)
+    if why:
+        raise SpecError([f"{path}: {option}: {why}"])

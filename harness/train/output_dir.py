@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from harness.errors import InputError, OutputDirError
-from harness.inputs import read_json
+from harness.inputs import folder_problem, read_json
 
 MARKER = ".compacter-harness-run.json"
 LOCK = ".compacter-harness-lock.json"
@@ -32,16 +32,9 @@ MAX_RECORD_BYTES = 64 * 1024  # the marker and the lock hold a few numbers and a
 
 def check_output_dir(path: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, before anything is written anywhere, a folder this run may not use (one line each)."""
-    for parent in [path, *path.parents]:
-        if parent.is_symlink() and not parent.exists():
-            raise OutputDirError([f"{path}: --output-dir: {parent} is a dangling symbolic link"])
-        if parent.exists():
-            if not parent.is_dir():
-                kind = "a file" if parent.is_file() else "a pipe, socket or device"
-                raise OutputDirError([f"{path}: --output-dir: {parent} is {kind}, not a folder"])
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise OutputDirError([f"{path}: --output-dir: {parent} is not writable"])
-            break
+    why = folder_problem(path)  # before anything is written anywhere
+    if why:
+        raise OutputDirError([f"{path}: --output-dir: {why}"])
     try:
         empty = not path.exists() or not any(path.iterdir())
     except OSError as error:

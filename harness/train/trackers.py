@@ -11,6 +11,8 @@ import importlib.util
 import itertools
 from pathlib import Path
 
+from harness.inputs import folder_problem
+
 
 def tracker_errors(tracker: str) -> list[str]:
     """Why `--report-to tracker` could not start, found before training (the Trainer would only fail at its first
@@ -23,7 +25,7 @@ def tracker_errors(tracker: str) -> list[str]:
             return ["--report-to tensorboard: the tensorboard package is not installed (pip install tensorboard)"]
         folder = os.environ.get("TENSORBOARD_LOGGING_DIR")
         if folder is not None:  # the Trainer's log folder, else <run>/<task>/seed<k>/runs/ (checked as the output)
-            why = "empty" if not folder.strip() else folder_blocked(Path(os.path.expanduser(folder)))
+            why = "empty" if not folder.strip() else folder_problem(Path(os.path.expanduser(folder)))
             if why:
                 return [f"environment variable TENSORBOARD_LOGGING_DIR={folder!r}: --report-to tensorboard: {why}"]
         return []
@@ -65,20 +67,3 @@ def wandb_can_log() -> bool:
     except InputError:
         return False
     return any(word == "machine" and following == host for word, following in itertools.pairwise(tokens))
-
-
-def folder_blocked(folder: Path) -> str | None:
-    """Why `folder` could not be created or written (its nearest existing ancestor is a file or read-only), or
-    None; nothing is created."""
-    import os
-
-    for parent in [folder, *folder.parents]:
-        if parent.is_symlink() and not parent.exists():
-            return f"{parent} is a dangling symbolic link"
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{parent} is not a folder"
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f"{parent} is not writable"
-            return None
-    return None
