@@ -426,6 +426,11 @@ OPTION_CASES = [
     (("budget", str(SPEC), "--model", " "), f"{PROG} budget: argument --model: an empty value; pass a name"),
     (("check", str(SPEC), "--set", "training..seed=1"), f"{SPEC}: --set training..seed: an empty part in the key"),
     (("check", str(SPEC), "--only", ""), f"{PROG} check: argument --only: an empty value; pass a name"),
+    (("ls", "--spec-dir", ""), f"{PROG} ls: argument --spec-dir: an empty path"),
+    (("budget", "--all", "--spec-dir", ""), f"{PROG} budget: argument --spec-dir: an empty path"),
+    (("budget", ""), f"{PROG} budget: argument SPEC: an empty path"),
+    (("check", ""), f"{PROG} check: argument SPEC: an empty path"),
+    (("show", ""), f"{PROG} show: argument SPEC: an empty path"),
 ]
 # fmt: on
 

@@ -248,16 +248,16 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=cmd_validate)
 
     p = sub.add_parser("budget", help="count trainable parameters on the meta device")
-    p.add_argument("spec", type=Path, metavar="SPEC", nargs="?")
+    p.add_argument("spec", type=options.path, metavar="SPEC", nargs="?")
     p.add_argument("--model", type=options.name, default=None, help=MODEL_HELP + " (default: the spec's)")
     p.add_argument("--all", action="store_true", help="every spec of --spec-dir: its budget, or why it does not apply")
-    p.add_argument("--spec-dir", type=Path, default=None, help="with --all: folder of specs (default: spec/)")
+    p.add_argument("--spec-dir", type=options.path, default=None, help="with --all: folder of specs (default: spec/)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_budget)
 
     p = sub.add_parser("check", help="run the spec's invariants on a tiny T5")
-    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("spec", type=options.path, metavar="SPEC")
     p.add_argument("--model", type=options.name, default=None,
                    help=MODEL_HELP + " to check on (default: the spec's check_model)")  # fmt: skip
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. method.args.n=8")
@@ -270,14 +270,14 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("ls", help="list methods, specs and invariants")
-    p.add_argument("--spec-dir", type=Path, default=None)
+    p.add_argument("--spec-dir", type=options.path, default=None)
     p.add_argument("--model", type=options.name, default=None,
                    help=MODEL_HELP + ": every spec's budget on it, or why it does not apply")  # fmt: skip
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_ls)
 
     p = sub.add_parser("show", help="print the resolved spec (defaults merged, method defaults filled in)")
-    p.add_argument("spec", type=Path, metavar="SPEC")
+    p.add_argument("spec", type=options.path, metavar="SPEC")
     p.add_argument("--model", type=options.name, default=None,
                    help=MODEL_HELP + ": show the spec on it, with its architecture")  # fmt: skip
     p.add_argument("--json", action="store_true")

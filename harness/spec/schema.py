@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.limits import MAX_LENGTH, SEED_MAX
+from harness.limits import MAX_LENGTH, MAX_TRAIN_SAMPLES, SEED_MAX
 from harness.spec.fidelity import BY_NAME, Fidelity, Position
 
 GLUE_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -147,7 +147,7 @@ class Training(Strict):
 class Tasks(Strict):
     names: Annotated[list[TaskName], Field(min_length=1)]
     prefix_task_name: bool  # prepend "<task> " to the source text (full FT, BitFit, prompts, SAID)
-    low_resource_sizes: list[Annotated[int, Field(gt=0, le=100_000_000)]] = Field(default_factory=list)
+    low_resource_sizes: list[Annotated[int, Field(gt=0, le=MAX_TRAIN_SAMPLES)]] = Field(default_factory=list)
 
     @field_validator("names", "low_resource_sizes")
     @classmethod
