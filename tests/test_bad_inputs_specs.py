@@ -265,10 +265,12 @@ CONFIG_CASES = [
 
 
 def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
-    """Each file with its content; "fifo" makes a named pipe (reading it would block)."""
+    """Each file with its content; "fifo" makes a named pipe (reading it would block), "link:T" a link to T."""
     for file_name, content in files.items():
         if content == "fifo":
             os.mkfifo(folder / file_name)
+        elif isinstance(content, str) and content.startswith("link:"):
+            (folder / file_name).symlink_to(content.removeprefix("link:"))
         else:
             (folder / file_name).write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
 
@@ -310,6 +312,8 @@ def nested_parquet(depth: int) -> bytes:
 
 # fmt: off
 DATA_CASES = [
+    ("a dangling link as split file", "rte", {"train.jsonl": "link:gone.jsonl", "validation.jsonl": jsonl(VALIDATION)},
+     "{dir}/train.jsonl: cannot read as jsonl: a dangling symbolic link (to gone.jsonl)"),
     ("a named pipe as split file", "rte", {"train.jsonl": "fifo", "validation.jsonl": jsonl(VALIDATION)},
      "{dir}/train.jsonl: cannot read as jsonl: not a regular file (a pipe, socket or device); expected a split file"),
     ("a named pipe as csv", "rte", {"train.csv": "fifo", "validation.jsonl": jsonl(VALIDATION)},

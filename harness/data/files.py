@@ -53,9 +53,15 @@ def split_files(directory: Path, split: str) -> list[Path]:
         paths = sorted({*directory.glob(f"{split}.{ext}"), *directory.glob(f"{split}-*.{ext}")})
         if paths:
             found[ext] = paths
+    candidates = sorted({*directory.glob(f"{split}.*"), *directory.glob(f"{split}-*.*")})
+    dangling = [p for p in candidates if p.is_symlink() and not p.exists()]  # a literal glob skips them silently
+    if dangling:
+        kind = dangling[0].suffix.lstrip(".")
+        raise DataError([f"{dangling[0]}: cannot read as {kind}: a dangling symbolic link (to "
+                         f"{dangling[0].readlink()})"])  # fmt: skip
     if not found:
         names = ", ".join(f"{split}.{ext}" for ext in ("parquet", "jsonl", "csv", "tsv"))
-        others = sorted(p.name for p in {*directory.glob(f"{split}.*"), *directory.glob(f"{split}-*.*")})
+        others = [p.name for p in candidates]
         found_else = f"; found {', '.join(others)}, not one of these formats" if others else ""
         raise DataError([f"{directory}: no file for split {split!r} (looked for {names}{found_else})"])
     if len(found) > 1:
