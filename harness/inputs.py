@@ -26,6 +26,12 @@ def where(path: Path | str, detail: str) -> str:
     return f"{path}: (top level): {detail}"
 
 
+def present(path: Path) -> bool:
+    """Whether anything is at `path` (a file, a folder, a pipe, a dangling link): what is there is then read
+    and refused by `regular_file` when it is no regular file, rather than taken for absent."""
+    return os.path.lexists(path)
+
+
 def regular_file(path: Path, what: str = "file") -> Path:
     """`path` if it is a regular file (or a link to one); otherwise one line: missing, a folder, or a pipe,
     socket or device (reading one could block forever)."""
@@ -83,15 +89,19 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def parse_json(text: str | bytes, path: Path | str, what: str = "JSON file", allow_nan: bool = False) -> Any:
+def parse_json(
+    text: str | bytes, path: Path | str, what: str = "JSON file", allow_nan: bool = False, option: str = ""
+) -> Any:
     """JSON text parsed, nesting at most MAX_JSON_DEPTH and (unless `allow_nan`) without NaN or Infinity;
-    one line naming `path` (and the line and column, or the key holding a non-finite number) otherwise."""
+    one line naming `path` (and the line and column, or the key holding a non-finite number) otherwise; an
+    invalid-JSON line also names `option`, the command-line option that chose the file, when given."""
     try:
         value = json.loads(text)
     except RecursionError:
         raise InputError([where(path, f"nested too deeply; a {what} nests at most {MAX_JSON_DEPTH} levels")]) from None
     except json.JSONDecodeError as error:
-        raise InputError([f"{path}: line {error.lineno}, column {error.colno}: invalid JSON: {error.msg}"]) from None
+        at = f"{path}: line {error.lineno}, column {error.colno}: {f'{option}: ' if option else ''}"
+        raise InputError([f"{at}invalid JSON: {error.msg}"]) from None
     except UnicodeDecodeError:
         raise InputError([where(path, f"not UTF-8 text; expected a {what}")]) from None
     depth = json_depth(value)
@@ -117,11 +127,11 @@ def non_finite_key(value: Any) -> str | None:
     return None
 
 
-def read_json(path: Path, limit: int, what: str = "JSON file", allow_nan: bool = False) -> Any:
+def read_json(path: Path, limit: int, what: str = "JSON file", allow_nan: bool = False, option: str = "") -> Any:
     """A JSON file a user may have made or changed: regular, at most `limit` bytes, UTF-8, bounded nesting,
     finite numbers (unless `allow_nan`)."""
     text = decode_utf8(read_bytes(path, limit, what), path, what)
-    return parse_json(text, path, what, allow_nan)
+    return parse_json(text, path, what, allow_nan, option)
 
 
 def folder_problem(folder: Path) -> str | None:
@@ -137,4 +147,18 @@ def folder_problem(folder: Path) -> str | None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 return f"{parent} is not writable"
             return None
+    return None
+
+
+def foreign_entry(folder: Path) -> tuple[Path, str | None] | None:
+    """The first entry under `folder` that is neither a folder nor a regular file, with its link target (None
+    for a pipe, socket or device); None when every entry is one the harness could have written. Links are not
+    followed: a link would let a folder vouch for a file outside it, a pipe block whatever reads it."""
+    for root, folders, names in os.walk(folder):
+        for name in sorted(folders + names):
+            entry = Path(root) / name
+            if entry.is_symlink():
+                return entry, os.readlink(entry)
+            if not (entry.is_dir() or entry.is_file()):
+                return entry, None
     return None

@@ -23,11 +23,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise SpecError([f"{name}: {value} must be at least {low}"])
         if value is not None and value > high:
             raise SpecError([f"{name}: {value} must be at most {high:,}"])
+    from harness.inputs import present
     from harness.train.devices import deepspeed_config, device_of
 
     device_of(args.device)  # this machine has it, before a worker starts (torch would fail in each)
     if args.deepspeed is not None:
-        if not args.deepspeed.exists() and not args.deepspeed.is_symlink():
+        if not present(args.deepspeed):
             raise SpecError([f"{args.deepspeed}: (top level): file not found"])
         if args.deepspeed.suffix != ".json":
             raise SpecError([f"{args.deepspeed}: --deepspeed: expected a DeepSpeed config, a .json file"])

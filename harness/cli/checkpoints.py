@@ -74,10 +74,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def read_inputs(path: Path) -> list[str]:
     """The non-blank lines of `path` (split at \\n only; a \\r before it dropped), each an input; one line when
     it is no regular file (a pipe would block), not UTF-8 text, too large, or holds no input at all."""
-    from harness.inputs import decode_utf8, read_bytes, where
+    from harness.inputs import decode_utf8, present, read_bytes, where
 
     what = "predict input file"
-    if not (path.exists() or path.is_symlink()):
+    if not present(path):
         raise InputError([where(path, "file not found")])  # as every command words a missing file
     text = decode_utf8(read_bytes(path, MAX_INPUT_BYTES, what), path, what)
     lines = [line.removesuffix("\r") for line in text.split("\n")]

@@ -72,7 +72,7 @@ def check_tokenizer_folder(folder: Path) -> None:
     """Every file of the folder a regular one (a pipe among them would block whatever lists and opens it), and
     each tokenizer JSON file bounded, UTF-8, of bounded nesting and a JSON object; one SpecError line each."""
     from harness.errors import InputError, SpecError
-    from harness.inputs import read_json, regular_file, where
+    from harness.inputs import present, read_json, regular_file, where
 
     try:
         for entry in sorted(folder.iterdir()):
@@ -80,7 +80,7 @@ def check_tokenizer_folder(folder: Path) -> None:
                 regular_file(entry, "file of the tokenizer's folder")
         for name in TOKENIZER_JSON:
             path = folder / name
-            if not (path.exists() or path.is_symlink()):
+            if not present(path):
                 continue
             if not isinstance(read_json(path, MAX_TOKENIZER_BYTES, name), dict):
                 raise SpecError([where(path, f"expected a JSON object, as transformers writes {name}")])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import InputError, SpecError
+from harness.inputs import present
 from harness.limits import MAX_LENGTH, MAX_TRAIN_SAMPLES, SEED_MAX
 from harness.spec.fidelity import Position
 from harness.spec.model_files import ModelFile
@@ -141,13 +142,6 @@ def read_record(folder: Path) -> CheckpointRecord:
     except InputError as error:
         raise SpecError(error.errors) from None
     return record
-
-
-def present(path: Path) -> bool:
-    """Anything at `path`, a dangling link included (then refused by what reads it, not taken for absent)."""
-    import os
-
-    return os.path.lexists(path)
 
 
 def check_data(path: Path, data: DataRecord) -> None:

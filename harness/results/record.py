@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from harness.errors import InputError, SpecError, did_you_mean
-from harness.inputs import read_json
+from harness.inputs import present, read_json
 from harness.model.budget import decimals, percent_matches
 from harness.results.comparability import differences
 from harness.spec.fidelity import Fidelity, Position
@@ -375,7 +375,7 @@ def load_results(path: str | Path) -> LoadedResults:
     path = Path(path)
     if path.is_dir():
         raise SpecError([f"{path}: (top level): is a folder, expected a {RESULTS_NAME} file"])
-    if not path.exists() and not path.is_symlink():
+    if not present(path):
         raise SpecError([f"{path}: (top level): file not found"])
     try:  # a regular file, bounded in size and nesting, finite numbers (the harness writes allow_nan=False)
         data = read_json(path, MAX_RESULTS_BYTES, what=RESULTS_NAME)

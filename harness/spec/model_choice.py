@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.errors import SpecError, did_you_mean
+from harness.inputs import present
 from harness.spec.model_files import ModelFile, T5Architecture, architecture_from_config, models_dir
 from harness.spec.reading import pydantic_errors, read_yaml
 
@@ -116,12 +117,6 @@ def read_config(path: Path) -> dict:
 
 
 MAX_HEADER_BYTES = 100_000_000  # a safetensors header lists tensor names and shapes: megabytes at most
-
-
-def present(path: Path) -> bool:
-    """Whether anything is at `path` (a file, a folder, a pipe, a dangling link): what is there is then read
-    and refused by `harness.inputs.regular_file` when it is no regular file, rather than taken for absent."""
-    return os.path.lexists(path)
 
 
 def stored_lm_head(folder: Path) -> bool | None:

@@ -122,11 +122,11 @@ SpecLoader.add_implicit_resolver(
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from `path`, or SpecError naming the file (and line) for anything else."""
     from harness.errors import InputError
-    from harness.inputs import regular_file
+    from harness.inputs import present, regular_file
 
     if path.is_dir():
         raise SpecError([f"{path}: (top level): is a folder, expected a YAML file"])
-    if not path.exists() and not path.is_symlink():
+    if not present(path):
         raise SpecError([f"{path}: (top level): file not found"])
     try:
         regular_file(path, "YAML file")  # a named pipe would block the read forever

@@ -35,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.errors import InputError, OutputDirError
-from harness.inputs import read_json
+from harness.inputs import foreign_entry, read_json
 
 MANIFEST = "checkpoint-manifest.json"
 FORMAT = "compacter-harness checkpoint"
@@ -71,15 +71,15 @@ def refuse_links(folder: Path, refuse: str) -> None:
     today, its target changed tomorrow), and a pipe or device would block the hashing."""
     if folder.is_symlink():
         raise OutputDirError([f"{refuse} the checkpoint folder is a symbolic link (to {os.readlink(folder)})"])
-    for root, folders, names in os.walk(folder):
-        for name in sorted(folders + names):
-            path = Path(root) / name
-            rel = path.relative_to(folder)
-            if path.is_symlink():
-                raise OutputDirError([f"{refuse} {rel} is a symbolic link (to {os.readlink(path)}); a checkpoint "
-                                      "holds only the files the harness wrote"])  # fmt: skip
-            if not (path.is_dir() or path.is_file()):
-                raise OutputDirError([f"{refuse} {rel} is a pipe, socket or device, not a file the harness wrote"])
+    found = foreign_entry(folder)
+    if found is None:
+        return
+    entry, target = found
+    rel = entry.relative_to(folder)
+    if target is not None:
+        raise OutputDirError([f"{refuse} {rel} is a symbolic link (to {target}); a checkpoint holds only the files "
+                              "the harness wrote"])  # fmt: skip
+    raise OutputDirError([f"{refuse} {rel} is a pipe, socket or device, not a file the harness wrote"])
 
 
 def verify(folder: Path) -> None:

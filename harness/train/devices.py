@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from harness.errors import InputError, SpecError
-from harness.inputs import decode_utf8, parse_json, read_bytes
+from harness.inputs import read_json
 
 log = logging.getLogger("harness.run")
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "spec" / "deepspeed"
@@ -121,16 +121,8 @@ def deepspeed_config(choice: str) -> dict | None:
     if not path.exists():
         known = sorted(p.stem for p in DEEPSPEED_DIR.glob("*.json"))
         raise SpecError([f"{path}: --deepspeed: no such config (known: {', '.join(known)}, none, or a .json file)"])
-    # bounded, regular, UTF-8: a config that is a pipe would block, a huge one fill the memory
-    text = decode_utf8(read_bytes(path, MAX_CONFIG_BYTES, "DeepSpeed config"), path, "DeepSpeed config")
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as error:
-        where = f"{path}: line {error.lineno}, column {error.colno}"
-        raise SpecError([f"{where}: --deepspeed: invalid JSON: {error.msg}"]) from None
-    except (RecursionError, ValueError):
-        pass  # parse_json says why, in one line
-    config = parse_json(text, path, "DeepSpeed config")
+    # bounded, regular, UTF-8, parsed once: a config that is a pipe would block, a huge one fill the memory
+    config = read_json(path, MAX_CONFIG_BYTES, "DeepSpeed config", option="--deepspeed")
     if not isinstance(config, dict):
         raise SpecError([f"{path}: (top level): --deepspeed: expected a JSON object, got {type(config).__name__}"])
     zero = config.get("zero_optimization", {})

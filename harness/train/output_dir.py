@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from harness.errors import InputError, OutputDirError
-from harness.inputs import folder_problem, read_json
+from harness.inputs import folder_problem, foreign_entry, present, read_json
 
 MARKER = ".compacter-harness-run.json"
 LOCK = ".compacter-harness-lock.json"
@@ -76,22 +76,22 @@ def planted_link(path: Path) -> None:
     """Refuse a run folder to resume that holds a symbolic link, a pipe, a socket or a device: the harness writes
     none, and the run would read through a link (a checkpoint from elsewhere) or write through one (results.json,
     report.md, best/ landing outside the folder), or block on a pipe."""
-    for root, folders, names in os.walk(path):
-        for name in sorted(folders + names):
-            entry = Path(root) / name
-            if entry.is_symlink():
-                raise OutputDirError([f"{path}: --resume: refused: {entry.relative_to(path)} is a symbolic link (to "
-                                      f"{os.readlink(entry)}); the harness writes none"])  # fmt: skip
-            if not (entry.is_dir() or entry.is_file()):
-                raise OutputDirError([f"{path}: --resume: refused: {entry.relative_to(path)} is a pipe, socket or "
-                                      "device; the harness writes none"])  # fmt: skip
+    found = foreign_entry(path)
+    if found is None:
+        return
+    entry, target = found
+    if target is not None:
+        raise OutputDirError([f"{path}: --resume: refused: {entry.relative_to(path)} is a symbolic link (to "
+                              f"{target}); the harness writes none"])  # fmt: skip
+    raise OutputDirError([f"{path}: --resume: refused: {entry.relative_to(path)} is a pipe, socket or device; the "
+                          "harness writes none"])  # fmt: skip
 
 
 def has_marker(path: Path) -> bool:
     """Whether `path` carries the harness's marker. It decides whether `--overwrite` may remove the folder, so
     only a regular file holding a JSON object counts; a marker that is a link, a pipe or not JSON is one line."""
     marker = path / MARKER
-    if not marker.exists() and not marker.is_symlink():
+    if not present(marker):
         return False
     if marker.is_symlink():
         raise OutputDirError([f"{marker}: (top level): a symbolic link; the harness writes its marker as a file "
@@ -118,7 +118,7 @@ def _read_lock(path: Path) -> dict | None:
     """The folder's lock (None if there is none), or one line: a lock that cannot be read is never taken for
     stale, since another run may be writing it this instant (it is created empty, then filled)."""
     lock = path / LOCK
-    if not lock.exists() and not lock.is_symlink():
+    if not present(lock):
         return None
     unreadable = (f"{lock}: (top level): a lock this harness cannot read{{}}; if no run is writing "
                   f"{path}, remove the lock")  # fmt: skip
