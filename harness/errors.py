@@ -15,7 +15,19 @@ class InputError(Exception):
 
 
 class SpecError(InputError):
-    """A spec file, a `--set` override, or an option that chooses what the spec means."""
+    """A spec file or a `--set` override of one: a key, a value, a reference between specs."""
+
+
+class OptionError(InputError):
+    """A command-line option, or an environment variable a launcher sets (RANK, WORLD_SIZE, ...)."""
+
+
+class ModelError(InputError):
+    """A model folder: a trained checkpoint (harness.json, adapter.safetensors, tokenizer) or a pretrained T5."""
+
+
+class ResultsError(InputError):
+    """A results.json (or a predictions file beside it) that `compare` or `report` reads."""
 
 
 class DataError(InputError):

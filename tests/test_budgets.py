@@ -1,6 +1,6 @@
 """Budgets counted from models built on the meta device, against values worked out by hand.
 
-Every expected number below is computed from the paper's formulas and FACTS.md's per-layer shapes,
+Every expected number below is computed from the paper's formulas and docs/paper.md's per-layer shapes,
 with the arithmetic in the comment; none is produced by the code under test.
 Notation: k = d_model, d = k / reduction_factor, L = blocks (encoder + decoder), LN = layer norms.
 T5 v1.0 layer norms: 2 per encoder block, 3 per decoder block, 2 final.
@@ -29,7 +29,7 @@ def count(spec_name: str, model: str, **args) -> int:
 
 
 def test_t5_base_has_the_papers_denominator():
-    # FACTS.md: t5-base with the vocabulary resized to 32,100 has 222,882,048 parameters.
+    # docs/paper.md: t5-base with the vocabulary resized to 32,100 has 222,882,048 parameters.
     built = build_method_model("compacter", {}, ["*layer_norm.weight"], model_file("t5_base"))
     assert built.base_params == 222_882_048
     # 62 layer norms × 768 = 47,616 (encoder 12×2 + decoder 12×3 + 2 final).

@@ -215,7 +215,7 @@ COLA_PREDICTIONS = ["0", "1", "yes", "0", "1", "0", "2", "1"]
 def test_cola_released_is_sklearns_mcc_on_the_raw_strings_and_paper_replaces_invalid_ones():
     released = compute("cola", COLA_PREDICTIONS, COLA_TARGETS, with_arguments(PAPER, ["invalid_predictions=released"]))
     assert released["mcc"] == pytest.approx(released_mcc(COLA_PREDICTIONS, COLA_TARGETS), abs=1e-12)
-    # paper: each invalid prediction becomes the opposite of its target (FACTS.md: counts as wrong)
+    # paper: each invalid prediction becomes the opposite of its target (docs/paper.md: counts as wrong)
     replaced = ["0", "1", "0", "0", "1", "0", "1", "1"]
     paper = compute("cola", COLA_PREDICTIONS, COLA_TARGETS)
     assert paper["mcc"] == pytest.approx(released_mcc(replaced, COLA_TARGETS), abs=1e-12)

@@ -15,7 +15,7 @@ from impl.registry import apply_method
 from tests.conftest import SPEC_DIR
 
 SAID = "intrinsic_said"
-D_PRIME = 20_000  # FACTS.md: d′ = 20,000 trainable in all
+D_PRIME = 20_000  # docs/paper.md: d′ = 20,000 trainable in all
 TRAINABLE = ["intrinsic_said.z", "intrinsic_said.lambdas"]
 
 
@@ -28,7 +28,7 @@ def said_model(check_context, seed: int = 0) -> nn.Module:
 
 
 def test_budget_split_on_t5_base():
-    """m counted from t5-base itself; FACTS.md: m = 257, z = d′ − m − 1 = 19,742, λ = m + 1 = 258."""
+    """m counted from t5-base itself; docs/paper.md: m = 257, z = d′ − m − 1 = 19,742, λ = m + 1 = 258."""
     model_file = load_model_file(SPEC_DIR / "models" / "t5_base.yaml")
     model = build_t5(model_file, device="meta")
     sizes = Counter(p.numel() for p in model.parameters())  # the base tensors, the tied embedding once
@@ -53,7 +53,7 @@ def test_budget_counts_20000_of_222882048_on_t5_base():
     args = {"intrinsic_dimension": D_PRIME, "projection_seed": 0}
     built = build_method_model(SAID, args, TRAINABLE, model_file, device="meta")
     assert built.trainable_params == 19_742 + 258 == D_PRIME
-    assert built.base_params == 222_882_048  # FACTS.md: t5-base with the 32,100-entry vocabulary
+    assert built.base_params == 222_882_048  # docs/paper.md: t5-base with the 32,100-entry vocabulary
 
 
 def test_generate_materialises_theta_once_per_update(check_context):

@@ -109,4 +109,4 @@ def test_prompt_tuning_tokens_refuses_rows_beyond_the_vocabulary():
 def test_the_prompt_is_100_by_768_on_t5_base(method):
     model_file = load_model_file(SPEC_DIR / "models" / "t5_base.yaml")
     built = build_method_model(method, {"prompt_length": 100}, [f"{method}.prompt"], model_file, device="meta")
-    assert built.trainable_params == 100 * 768 == 76_800  # FACTS.md: 0.034% of 222,882,048
+    assert built.trainable_params == 100 * 768 == 76_800  # docs/paper.md: 0.034% of 222,882,048

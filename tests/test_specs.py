@@ -110,7 +110,7 @@ def test_a_builder_default_that_drifts_from_the_spec_is_caught():
     assert builder_and_spec_disagreements(path, get_method=lambda name: Drifted()) == {"rank": (1, 2)}
 
 
-PAPER_ACTIVATION = "gelu_new"  # FACTS.md, "Where the adapter-family modules go": A(y) = y + up(act(down(y)))
+PAPER_ACTIVATION = "gelu_new"  # docs/paper.md, "Where the adapter-family modules go": A(y) = y + up(act(down(y)))
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=[p.stem for p in SPEC_FILES])

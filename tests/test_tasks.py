@@ -1,6 +1,6 @@
 """The 14 task entries: the paper's task list, split rules, and each task's text-to-text format.
 
-Every expected source/target string below is written by hand from FACTS.md's format (`key: text` pairs,
+Every expected source/target string below is written by hand from docs/paper.md's format (`key: text` pairs,
 label index as target, STS-B on the 0.2 grid), not produced by the code under test.
 """
 
@@ -14,7 +14,7 @@ from harness.data.metrics import METRICS
 from harness.spec.schema import TaskName
 from harness.spec.tasks import TASKS, format_row, get_task, stsb_target
 
-# FACTS.md: "for sets under 10k examples (RTE, MRPC, STS-B, CoLA, COPA, WiC, CB, BoolQ, MultiRC) the original
+# docs/paper.md: "for sets under 10k examples (RTE, MRPC, STS-B, CoLA, COPA, WiC, CB, BoolQ, MultiRC) the original
 # validation set is halved"
 PAPER_SMALL = {"rte", "mrpc", "stsb", "cola", "copa", "wic", "cb", "boolq", "multirc"}
 

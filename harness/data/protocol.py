@@ -1,6 +1,6 @@
 """A task's data in the paper's protocol: checked rows, the paper's splits, the text the model sees.
 
-Splits (paper; FACTS.md). `halve_validation` tasks (under 10k training examples): the original validation
+Splits (paper; docs/paper.md). `halve_validation` tasks (under 10k training examples): the original validation
 set is permuted with `torch.randperm(N, generator=torch.Generator().manual_seed(seed))`; the first ⌊N/2⌋
 rows of the permutation are validation, the rest test; train is the original train. `holdout_train` tasks:
 train is permuted the same way, its first 1,000 rows are validation, the rest train (in permuted order, as

@@ -1,6 +1,6 @@
 """`counted_once`: every tensor is counted exactly once, however many names or modules share it.
 
-The counting rules (FACTS.md, "Model" and "The methods"): the base count is over unique tensors, so T5's
+The counting rules (docs/paper.md, "Model" and "The methods"): the base count is over unique tensors, so T5's
 tied input embedding / `lm_head` counts once (222,882,048 on t5-base); a tensor shared by many layers
 (Compacter's one rule A) counts once in the trainable budget. Here the unique tensors are collected by
 object identity from every module's own `_parameters`, a path independent of `named_parameters()`'s

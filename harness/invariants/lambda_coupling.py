@@ -1,7 +1,7 @@
 """`lambda_coupling`: each λ_i scales exactly its own tensor's offset, and the last λ is unused.
 
 Intrinsic-SAID (Aghajanyan et al., as the paper runs it) trains θ_i = θ_i⁰ + λ_i P_i(z) with one scalar λ_i
-per base tensor; λ has m + 1 entries and the released code leaves the last one unused (FACTS.md).
+per base tensor; λ has m + 1 entries and the released code leaves the last one unused (docs/paper.md).
 With z ≠ 0, for the first, a middle and the last tensor i: λ_i = 0 gives back θ_i⁰ bit for bit and leaves
 every other θ_j bit-identical; λ_i = 2 doubles θ_i's offset. One backward pass gives the unused
 λ_m exactly zero gradient and the used ones a non-zero one.

@@ -1,6 +1,6 @@
 """`layer_formula`: every module the method adds computes its paper equation, written here from the paper.
 
-The references below are written from the equations (FACTS.md, "Where the adapter-family modules go" and
+The references below are written from the equations (docs/paper.md, "Where the adapter-family modules go" and
 "The methods"; the paper's §2–3), not from `impl/`: they read the module's parameters by name and compute
 with nothing of the module's code. For each module registered under the method's name (`<site>.<method>`),
 every parameter of the method (the shared PHM rule included) is first redrawn N(0, 1/fan) so that no

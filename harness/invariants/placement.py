@@ -9,7 +9,7 @@ name. Both sets must be equal, and every placed module must be called by a forwa
 Registration says where a module is kept, not what it transforms, so behaviour is checked too, with the
 method's weights redrawn at random (no module is near the identity) and T5's dropout of each sub-layer
 replaced by a fixed random mask m. Every sub-layer of every block, given h (and, for cross-attention,
-encoder states and a position bias), must compute the paper's placement (FACTS.md, "Where the
+encoder states and a position bias), must compute the paper's placement (docs/paper.md, "Where the
 adapter-family modules go"), evaluated with the *base* model's modules:
 
 - a sub-layer with a module M of the method: h + m ⊙ M(F(LN(h))): on the sub-layer's output, after

@@ -1,7 +1,7 @@
 """`projection_draws`: every random draw of Intrinsic-SAID's Fastfood projections follows its law.
 
 Read from the built model's own banks (never from the draw function): for the projection
-θ_i = θ_i⁰ + λ_i P_i(z) with P_i(z) = [H G_i Π_i H B_i pad(z)]_{1..D_i} / (‖G_i‖ √D_i) (FACTS.md: B_i random
+θ_i = θ_i⁰ + λ_i P_i(z) with P_i(z) = [H G_i Π_i H B_i pad(z)]_{1..D_i} / (‖G_i‖ √D_i) (docs/paper.md: B_i random
 ±1, Π_i a random permutation, G_i ~ N(0, 1)), each projection's
 - B: signs exactly ±1, balanced (two-sided binomial test at the spec's alpha, pooled over the model);
 - Π: a permutation of 0..L-1, stored as π(j) mod p: every residue exactly L/p times, and not the identity;

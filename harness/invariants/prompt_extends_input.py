@@ -7,7 +7,7 @@ has p more positions, the decoder's input is bit-identical, masked source positi
 the output, and one training step changes the output.
 
 And the whole model equals the paper's concatenation computed by hand on the *base* model (Lester et al.
-2021; FACTS.md, "Prompt tuning-R"): with P the method's `prompt` parameter and E the input embedding,
+2021; docs/paper.md, "Prompt tuning-R"): with P the method's `prompt` parameter and E the input embedding,
 T5(inputs_embeds = [P; E(x)], attention_mask = [1_p; m]) gives the adapted model's logits (float32, to
 `TOLERANCE` relative), which pins the prompt's position, and the mask over it in the encoder and in the
 decoder's cross-attention. Called without an attention mask, the model must equal the call with an all-ones

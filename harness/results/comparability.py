@@ -1,6 +1,6 @@
 """When a run may be compared with the paper's numbers: only when what it *effectively* trained is the paper's.
 
-The reference is the spec's recipe as written (the paper's setting, FACTS.md); a run differs from it by
+The reference is the spec's recipe as written (the paper's setting, docs/paper.md); a run differs from it by
 what a profile or the command line changed (`--set`, `--epochs`, `--max-train-samples`), and by a precision
 the hardware could not give. Each difference is one line; a run with any is "not comparable", and
 `results.json` and `compare` list them all.

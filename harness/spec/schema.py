@@ -122,7 +122,7 @@ class Epochs(Strict):
 
 
 class Training(Strict):
-    """The training recipe (FACTS.md: the released code's settings, the paper's epochs)."""
+    """The training recipe (docs/paper.md: the released code's settings, the paper's epochs)."""
 
     optimizer: Literal["adamw"] = "adamw"
     # Upper bounds refuse the absurd (a typo's 1e21 warm-up steps), far above any setting of the paper's.

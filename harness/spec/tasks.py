@@ -4,7 +4,7 @@ are the recipe's: `spec/_defaults/paper.yaml`).
 One frozen `Task` entry per task (no class hierarchy); the loader (`harness.data.protocol`), the metrics
 (`harness.data.metrics`) and the toy generator (`harness.data.toy`) read these entries and nothing else.
 
-Text-to-text format (FACTS.md): the source is `<key>: <text>` pairs joined by single spaces, with the task
+Text-to-text format (docs/paper.md): the source is `<key>: <text>` pairs joined by single spaces, with the task
 name prepended when the method's spec sets `tasks.prefix_task_name`; the target is the label index as a
 string ("0", "1", "2"). STS-B's target is its score rounded to the 0.2 grid, `round(5·s)/5` printed with one
 decimal (T5's convention); ReCoRD's target is a gold answer entity. A run's `Fidelity` (`harness.spec.fidelity`)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-# What the paper's evaluation decodes with (FACTS.md: greedy, ≤ generation_max_length tokens).
+# What the paper's evaluation decodes with (docs/paper.md: greedy, ≤ generation_max_length tokens).
 GREEDY = {"num_beams": 1, "do_sample": False}
 
 
