@@ -3,6 +3,9 @@
 A builder is `build(model, *, arg=default, ...) -> None`: it modifies a T5ForConditionalGeneration in
 place (adds modules, hooks, parameters). Its keyword arguments are the method's spec arguments; the spec
 loader validates a spec against this signature.
+
+Beside its builder each method declares its merge rule: how a trained model of it folds into the stock T5
+(`merge(model) -> {name: tensor}`, the stock T5's parameters), or one sentence saying why it cannot.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # builders import torch when they run, so listing and validating methods never does
+    import torch
     from torch import nn
 
 Builder = Callable[..., None]
+MergedState = Callable[["nn.Module"], "dict[str, torch.Tensor]"]  # trained method model -> the stock T5's parameters
 
 
 class UnknownMethodError(KeyError):
@@ -45,6 +50,11 @@ class MethodArgumentError(ValueError):
 class Method:
     name: str
     build: Builder
+    merge: MergedState | str  # the stock T5's parameters of a trained model, or why no stock weight can hold it
+
+    @property
+    def mergeable(self) -> bool:
+        return callable(self.merge)
 
     @property
     def summary(self) -> str:
@@ -72,13 +82,16 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: register `build` under `name` (the spec, module and parameter-prefix name)."""
+def register(name: str, *, merge: MergedState | str) -> Callable[[Builder], Builder]:
+    """Decorator: register `build` under `name` (the spec, module and parameter-prefix name), with its merge
+    rule: the function giving the merged stock-T5 state, or the one-sentence reason it cannot merge."""
 
     def decorator(build: Builder) -> Builder:
         if name in METHODS:
             raise ValueError(f"method {name!r} is already registered")
-        METHODS[name] = Method(name, build)
+        if not (callable(merge) or (isinstance(merge, str) and merge.strip())):
+            raise ValueError(f"method {name!r}: merge must be a function or the reason it cannot merge")
+        METHODS[name] = Method(name, build, merge)
         return build
 
     return decorator

@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 from harness.invariants import CheckContext, Result, run_invariant
-from impl.registry import METHODS, Method
+from impl.registry import METHODS
 
 
 def assert_holds(holds, spec_name: str, invariant: str) -> None:
@@ -44,4 +44,4 @@ def wrap_builder(monkeypatch, name: str, after) -> None:
         original(model, **kwargs)
         after(model)
 
-    monkeypatch.setitem(METHODS, name, Method(name, build))
+    monkeypatch.setitem(METHODS, name, dataclasses.replace(METHODS[name], build=build))

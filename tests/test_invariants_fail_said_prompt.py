@@ -551,7 +551,7 @@ def test_merged_export_fails_when_the_merge_forgets_the_offset(check_context, ho
 
     assert_holds(holds, "intrinsic_said", "merged_export")
     monkeypatch.setattr(harness.model.export, "merged_state", lambda model, method: {
-        name: p.detach().clone() for name, p in zip(model.intrinsic_said._names,
+        name: p.detach().clone() for name, p in zip(model.intrinsic_said.names,
                                                      model.intrinsic_said.base_parameters(), strict=True)})  # fmt: skip
     assert_fails("merged_export", check_context("intrinsic_said"), r"merged model's logits differ")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from impl.registry import names as method_names
@@ -27,6 +28,120 @@ def test_impl_never_imports_harness_or_deepspeed():
         for path in (REPO / "impl").rglob("*.py")
     }
     assert not {k: v for k, v in offenders.items() if v}
+
+
+# impl's own layers: the building blocks (impl/layers) import only each other; the machinery (registry, inject,
+# state) no other impl module; the methods sit on both; nothing imports a method but its package (the registry
+# loads them by name), and `impl` itself exports the machinery.
+IMPL_IMPORTS = {
+    "impl.layers": {"impl.layers"},
+    "impl.registry": set(),
+    "impl.inject": set(),
+    "impl.state": set(),
+    "impl.methods": {"impl.layers", "impl.inject", "impl.registry", "impl.methods"},
+    "impl": {"impl.inject", "impl.registry", "impl.state"},
+}
+
+
+def package_imports(path: Path, package: str) -> set[str]:
+    """The modules of `package` that `path` imports (dotted), wherever the import statement is."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith(f"{package}.")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == package:
+                found |= {f"{package}.{alias.name}" for alias in node.names}
+            elif node.module.startswith(f"{package}."):
+                found.add(node.module)
+    return found
+
+
+def modules_of(package: str) -> dict[str, Path]:
+    return {
+        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (REPO / package).rglob("*.py")
+    }
+
+
+def impl_part(module: str) -> str:
+    """`impl.layers.phm` -> `impl.layers`, `impl.registry` -> itself, `impl` -> itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_impl_is_layered():
+    modules = modules_of("impl")
+    assert {impl_part(m) for m in modules} <= set(IMPL_IMPORTS)  # every module sits in a part
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, path in modules.items()
+        for target in package_imports(path, "impl")
+        if impl_part(target) not in IMPL_IMPORTS[impl_part(module)]
+    )
+    assert not wrong, wrong
+
+
+EQUATION = re.compile(r"\S = \S")  # `lhs = rhs`, spaced: an equation, not a keyword default (`n=4`)
+
+
+def test_every_impl_layer_module_states_its_equation():
+    """A layer's module docstring carries the paper's equation: the first thing its reader meets."""
+    missing = [
+        path.name
+        for path in sorted((REPO / "impl" / "layers").glob("[!_]*.py"))
+        if not EQUATION.search(ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "")
+    ]
+    assert missing == []
+
+
+def impl_private_names() -> set[str]:
+    """The private names impl defines: module-level `_x` (functions, classes, constants) and `self._x` attributes."""
+    private = set()
+    for path in (REPO / "impl").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                private.add(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                private |= {target.id for target in targets if isinstance(target, ast.Name)}
+        for node in ast.walk(tree):
+            stored = isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+            if stored and isinstance(node.value, ast.Name) and node.value.id == "self":
+                private.add(node.attr)
+    return {name for name in private if is_private(name)}
+
+
+def is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_harness_reads_no_private_name_of_impl():
+    """Never `from impl.x import _y`, `import impl._x`, `impl.x._y`, nor `obj._y` for a name impl keeps private."""
+    private = impl_private_names()
+    assert {"_owners", "_members", "_Enter"} <= private  # the collection works (IntrinsicSAID's)
+    found = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        where = str(path.relative_to(REPO))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "impl":
+                names = [*node.module.split("."), *(alias.name for alias in node.names)]
+                found += [f"{where}:{node.lineno} imports {node.module}: {n}" for n in names if is_private(n)]
+            elif isinstance(node, ast.Import):
+                found += [
+                    f"{where}:{node.lineno} imports {alias.name}"
+                    for alias in node.names
+                    if alias.name.split(".")[0] == "impl" and any(map(is_private, alias.name.split(".")))
+                ]
+            elif isinstance(node, ast.Attribute) and is_private(node.attr):
+                root = node.value
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")  # harness's own object
+                if (node.attr in private and not own) or (isinstance(root, ast.Name) and root.id == "impl"):
+                    found.append(f"{where}:{node.lineno} reads .{node.attr}")
+    assert found == []
 
 
 def test_spec_folder_is_data_only():
@@ -64,48 +179,26 @@ LAYERS = [
 ]
 
 
-def harness_imports(path: Path) -> set[str]:
-    """The harness modules `path` imports (dotted, under harness.), wherever the import statement is."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names if alias.name.startswith("harness.")}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module == "harness":
-                found |= {f"harness.{alias.name}" for alias in node.names}
-            elif node.module.startswith("harness."):
-                found.add(node.module)
-    return found
-
-
 def layer_of(module: str) -> str:
     return module.split(".")[1]
 
 
-def harness_modules() -> dict[str, Path]:
-    return {
-        ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
-        for path in (REPO / "harness").rglob("*.py")
-    }
-
-
 def test_harness_is_layered_and_imports_only_downwards():
-    modules = harness_modules()
+    modules = modules_of("harness")
     assert {layer_of(m) for m in modules if m != "harness"} <= set(LAYERS)  # every module sits in a layer
     upward = sorted(
         f"{module} imports {target}"
         for module, path in modules.items()
         if module != "harness"
-        for target in harness_imports(path)
+        for target in package_imports(path, "harness")
         if LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(module))
     )
     assert not upward, upward
 
 
 def test_harness_has_no_import_cycle():
-    modules = harness_modules()
-    graph = {m: {t for t in harness_imports(p) if t in modules and t != m} for m, p in modules.items()}
+    modules = modules_of("harness")
+    graph = {m: {t for t in package_imports(p, "harness") if t in modules and t != m} for m, p in modules.items()}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def cycle_from(node: str, path: list[str]) -> list[str] | None:

@@ -178,11 +178,18 @@ def test_report_to_and_logging_steps_reach_the_trainer_and_change_no_number():
     assert {k: getattr(default, k) for k in same} == {k: getattr(tracked, k) for k in same}
 
 
-def test_every_method_is_either_merged_or_refused_with_its_reason():
-    from harness.model.export import MERGEABLE, REFUSALS
-    from impl.registry import names
+def test_every_method_declares_its_merge_rule_beside_its_builder():
+    """A function giving the stock T5's parameters, or the reason it cannot merge (one sentence, one line); the
+    `merged_export` invariant applies to exactly the mergeable methods."""
+    from harness.spec.invariant_catalog import DECLARED
+    from impl.registry import get, names
 
-    assert set(MERGEABLE) | set(REFUSALS) == set(names()) and not set(MERGEABLE) & set(REFUSALS)
+    rules = {name: get(name).merge for name in names()}
+    reasons = {name: rule for name, rule in rules.items() if not callable(rule)}
+    assert all(isinstance(why, str) and why.strip() and "\n" not in why for why in reasons.values()), reasons
+    mergeable = {name for name in rules if get(name).mergeable}
+    assert mergeable == set(rules) - set(reasons) == set(DECLARED["merged_export"].methods)
+    assert mergeable == {"full_finetune", "intrinsic_said"}
 
 
 def test_export_refuses_a_method_that_does_not_fold_into_t5(smoke_run, tmp_path, capsys):

@@ -41,15 +41,15 @@ def lambda_coupling(ctx: CheckContext, options: NoOptions) -> str:
             said.lambdas[i] = 0.0
         weights = materialised(said)
         if not torch.equal(weights[i], bases[i]):
-            raise InvariantViolation(f"λ_{i} = 0 does not give back θ_{i}⁰ ({said._names[i]}) bit for bit")
-        moved = [said._names[j] for j in range(m) if j != i and not torch.equal(weights[j], full[j])]
+            raise InvariantViolation(f"λ_{i} = 0 does not give back θ_{i}⁰ ({said.names[i]}) bit for bit")
+        moved = [said.names[j] for j in range(m) if j != i and not torch.equal(weights[j], full[j])]
         if moved:
             raise InvariantViolation(f"λ_{i} = 0 changed other tensors, e.g. {moved[:3]}")
         with torch.no_grad():
             said.lambdas[i] = 2.0 * lambdas[i]
         doubled = materialised(said)[i] - bases[i]
         if not torch.allclose(doubled, 2.0 * offsets[i], rtol=1e-4, atol=1e-6 * offsets[i].abs().max().item()):
-            raise InvariantViolation(f"λ_{i} = 2 λ_{i} does not double θ_{i}'s offset ({said._names[i]})")
+            raise InvariantViolation(f"λ_{i} = 2 λ_{i} does not double θ_{i}'s offset ({said.names[i]})")
         with torch.no_grad():
             said.lambdas[i] = lambdas[i]
     said.lambdas.grad = None

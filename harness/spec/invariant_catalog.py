@@ -161,7 +161,7 @@ DECLARED: dict[str, Declared] = {
         "After training steps, the method merged into the stock T5 (save_pretrained, from_pretrained) holds none "
         "of its modules and gives its logits.",
         MergedExportOptions,
-        methods=("full_finetune", *SAID),  # harness.model.export.MERGEABLE
+        methods=("full_finetune", *SAID),  # the methods whose merge rule is a function (impl.registry)
         needs="a method that folds into the stock T5's weights",
     ),
     "near_identity_at_init": Declared(

@@ -1,5 +1,8 @@
-"""The Intrinsic-SAID module: z, λ and the Fastfood projections of every base tensor, θ materialised around
-each forward by hooks (the method and its formulas: `impl.methods.intrinsic_said`)."""
+"""The Intrinsic-SAID module: z, λ and the Fastfood projections P_i of every base tensor, and
+
+    θ_i = θ_i⁰ + λ_i · P_i(z)
+
+materialised around each forward by hooks (the method and the rest of its formulas: `impl.methods.intrinsic_said`)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import torch
 from torch import nn
 
 from impl.layers.fastfood import FastfoodBank, Workspace, derive_seed
-from impl.registry import MethodArgumentError
 
 NAME = "intrinsic_said"
 MAX_CHUNK_ELEMENTS = 1 << 25  # k · L per bank: bounds the (k, L) temporaries of one projection call
@@ -25,10 +27,8 @@ class IntrinsicSAID(nn.Module):
         super().__init__()
         targets = list(model.named_parameters())  # unique tensors: the tied embedding once
         m = len(targets)
-        if intrinsic_dimension <= m + 1:
-            raise MethodArgumentError(
-                "intrinsic_dimension", f"{intrinsic_dimension} must exceed m + 1 = {m + 1} (m = {m} base tensors)"
-            )
+        if intrinsic_dimension <= m + 1:  # the method refuses it first, naming the argument
+            raise ValueError(f"intrinsic_dimension {intrinsic_dimension} must exceed m + 1 = {m + 1}")
         device = targets[0][1].device
         self.intrinsic_dimension, self.projection_seed = intrinsic_dimension, projection_seed
         self.z = nn.Parameter(torch.zeros(intrinsic_dimension - m - 1, device=device))  # (d′ − m − 1,)
@@ -38,8 +38,8 @@ class IntrinsicSAID(nn.Module):
             for attribute, parameter in module._parameters.items():
                 if parameter is not None:
                     owners[id(parameter)].append((module, attribute))
+        self.names = [name for name, _ in targets]  # θ_i's name in the base model's named_parameters()
         # plain lists (not submodules): where each θ_i lives, as (module, attribute) pairs
-        self._names = [name for name, _ in targets]
         self._owners = [owners[id(parameter)] for _, parameter in targets]
         groups: dict[int, list[int]] = defaultdict(list)
         for index, (_, parameter) in enumerate(targets):
@@ -50,7 +50,7 @@ class IntrinsicSAID(nn.Module):
             per_bank = max(1, MAX_CHUNK_ELEMENTS // (1 << (size - 1).bit_length()))
             for start in range(0, len(indices), per_bank):
                 members = indices[start : start + per_bank]
-                seeds = [derive_seed(projection_seed, self._names[i]) for i in members]
+                seeds = [derive_seed(projection_seed, self.names[i]) for i in members]
                 bank = FastfoodBank(self.z.numel(), size, seeds, device=device, scaled_backward=scaled_backward)
                 banks.append(bank)
                 self._members.append(members)
@@ -66,7 +66,7 @@ class IntrinsicSAID(nn.Module):
     @property
     def tensors(self) -> int:
         """m: the number of base tensors."""
-        return len(self._names)
+        return len(self.names)
 
     def base_parameters(self) -> list[torch.Tensor]:
         """θ⁰_i, read from their owners (the Parameters outside a forward pass)."""

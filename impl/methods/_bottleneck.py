@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # torch, transformers and the layers load when a model is bui
     from impl.layers.bottleneck import BottleneckAdapter
 
 Projection = Callable[[int, int], "nn.Module"]  # (in_features, out_features) -> module
+# every adapter method's merge rule (`impl.registry.register`): it cannot fold into the stock T5
+NOT_MERGEABLE = "its adapters y + U(f(D(y))) are non-linear and sit inside T5's residual: no stock weight can hold them"
 
 
 def divisors(value: int, low: int = 1, high: int | None = None) -> str:

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
-from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear, positive_std
+from impl.methods._bottleneck import NOT_MERGEABLE, attach_bottleneck_adapters, normal_linear, positive_std
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
 
 
-@register("adapter")
+@register("adapter", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

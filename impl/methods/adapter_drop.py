@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
-from impl.methods._bottleneck import adapters_in_blocks, attach_bottleneck_adapters, normal_linear, positive_std
+from impl.methods._bottleneck import (
+    NOT_MERGEABLE,
+    adapters_in_blocks,
+    attach_bottleneck_adapters,
+    normal_linear,
+    positive_std,
+)
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -23,7 +29,7 @@ NAME = "adapter_drop"
 PAPER_BLOCKS = (5, 6, 7, 8, 9, 10, 11)
 
 
-@register(NAME)
+@register(NAME, merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
 
 NAME = "bitfit"
 PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
+NOT_MERGEABLE = "its biases have no slot: T5's projections, layer norms and lm_head have no bias"
 
 
 def bias_targets(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
@@ -40,7 +41,7 @@ def bias_targets(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
     return targets
 
 
-@register(NAME)
+@register(NAME, merge=NOT_MERGEABLE)
 def build(model: nn.Module) -> None:
     """BitFit: zero-initialised biases on every attention/FF projection, sub-layer layer norm and the lm_head."""
     from impl.layers.bias import AddBias

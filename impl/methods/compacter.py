@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
+from impl.methods._bottleneck import NOT_MERGEABLE
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
 
-@register("compacter")
+@register("compacter", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD
+from impl.methods._bottleneck import NOT_MERGEABLE
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
 
-@register("compacter_pp")
+@register("compacter_pp", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

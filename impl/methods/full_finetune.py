@@ -13,10 +13,16 @@ from typing import TYPE_CHECKING
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    import torch
     from torch import nn
 
 
-@register("full_finetune")
+def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trained model is a stock T5 already: its own parameters (the tied embedding / lm_head once)."""
+    return {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+
+
+@register("full_finetune", merge=merged_state)
 def build(model: nn.Module) -> None:
     """Full fine-tuning: the stock T5, unchanged; the spec's globs make every parameter trainable."""
     from torch import nn

@@ -35,12 +35,23 @@ from typing import TYPE_CHECKING, Literal
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    import torch
     from torch import nn
 
 NAME = "intrinsic_said"
 
 
-@register(NAME)
+def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every base tensor θ_i = θ_i⁰ + λ_i · P_i(z), materialised once, under its name in the stock T5."""
+    import torch
+
+    said = model.intrinsic_said
+    with torch.no_grad():
+        weights = said.materialise()  # in the base model's named_parameters() order, as said.names
+    return {name: weight.detach().clone() for name, weight in zip(said.names, weights, strict=True)}
+
+
+@register(NAME, merge=merged_state)
 def build(
     model: nn.Module,
     *,
@@ -54,6 +65,11 @@ def build(
         raise MethodArgumentError("intrinsic_dimension", f"the model already has an attribute {NAME!r}")
     if projection_seed < 0:
         raise MethodArgumentError("projection_seed", f"must be a non-negative integer, got {projection_seed}")
+    m = len(list(model.named_parameters()))  # the base tensors θ_i, the tied embedding once
+    if intrinsic_dimension <= m + 1:
+        raise MethodArgumentError(
+            "intrinsic_dimension", f"{intrinsic_dimension} must exceed m + 1 = {m + 1} (m = {m} base tensors)"
+        )
     from impl.layers.intrinsic_said import attach_intrinsic_said
 
     attach_intrinsic_said(model, intrinsic_dimension, projection_seed, scaled_backward=hadamard_backward == "scaled")

@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
-from impl.methods._bottleneck import attach_bottleneck_adapters
+from impl.methods._bottleneck import NOT_MERGEABLE, attach_bottleneck_adapters
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from impl.layers.low_rank import LowRankLinear
 
 
-@register("low_rank_adapter")
+@register("low_rank_adapter", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

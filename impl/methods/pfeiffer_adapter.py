@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from impl.inject import SELF_ATTENTION
-from impl.methods._bottleneck import attach_bottleneck_adapters, normal_linear, positive_std
+from impl.methods._bottleneck import NOT_MERGEABLE, attach_bottleneck_adapters, normal_linear, positive_std
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
 
 
-@register("pfeiffer_adapter")
+@register("pfeiffer_adapter", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

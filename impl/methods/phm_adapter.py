@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING
 
 from impl.inject import FEED_FORWARD, SELF_ATTENTION, Sublayer
+from impl.methods._bottleneck import NOT_MERGEABLE
 from impl.methods._hypercomplex import attach_phm_adapters
 from impl.registry import register
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
 
-@register("phm_adapter")
+@register("phm_adapter", merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from impl.methods._prompt import NOT_MERGEABLE
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
 NAME = "prompt_tuning_random"
 
 
-@register(NAME)
+@register(NAME, merge=NOT_MERGEABLE)
 def build(model: nn.Module, *, prompt_length: int = 100, init_low: float = -0.5, init_high: float = 0.5) -> None:
     """Prompt tuning-R: p vectors ~ U(low, high) prepended to the encoder's input embeddings; only they train."""
     if prompt_length < 1:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from impl.methods._prompt import NOT_MERGEABLE
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
 NAME = "prompt_tuning_tokens"
 
 
-@register(NAME)
+@register(NAME, merge=NOT_MERGEABLE)
 def build(
     model: nn.Module,
     *,
