@@ -254,8 +254,8 @@ def test_every_quirk_names_its_lines_in_the_released_code_and_both_positions():
     assert set(BY_NAME) == {q.name for q in QUIRKS} and len(QUIRKS) == len(BY_NAME)
 
 
-def test_the_readme_table_is_the_options_own_metadata():
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def test_the_docs_table_is_the_options_own_metadata():
+    text = (REPO / "docs" / "fidelity.md").read_text(encoding="utf-8")
     start, end = "<!-- fidelity-table: python -m harness fidelity -->\n", "<!-- /fidelity-table -->"
     assert start in text and end in text
     assert text.split(start, 1)[1].split(end, 1)[0] == table_markdown()

@@ -224,9 +224,9 @@ def test_each_module_invariant_lives_in_a_file_named_after_it():
     assert [name for name in DECLARED if not (checks / f"{name}.py").is_file()] == []
 
 
-def test_the_readme_layout_names_every_harness_module():
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    block = readme[readme.index("\nharness/ ") : readme.index("\ntests/ ")]
+def test_the_contributing_layout_names_every_harness_module():
+    contributing = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    block = contributing[contributing.index("\nharness/ ") : contributing.index("\ntests/ ")]
     from harness.spec.invariant_catalog import DECLARED
 
     unnamed = [
