@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 import harness
 from harness.cli import EXIT_OK, main
-from harness.errors import SpecError
+from harness.errors import ModelError
 from harness.model.record import ADAPTER_FILE, RECORD_FILE
 from tests.conftest import SPEC_DIR
 from tests.test_bad_inputs import one_line, one_line_unchanged
@@ -299,9 +299,9 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_changes(broken, capsys, com
 
 
 @pytest.mark.parametrize("case, breaking, where, says", CASES, ids=[case[0] for case in CASES])
-def test_load_of_a_broken_checkpoint_raises_one_spec_error_line(broken, case, breaking, where, says):
+def test_load_of_a_broken_checkpoint_raises_one_model_error_line(broken, case, breaking, where, says):
     breaking(broken)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         harness.load(broken)
     assert len(raised.value.errors) == 1, raised.value.errors
     expect(raised.value.errors[0], broken, where, says)

@@ -14,7 +14,7 @@ import torch
 import harness
 import harness.model.checked
 from harness.cli import EXIT_OK, main
-from harness.errors import SpecError
+from harness.errors import ModelError
 from harness.model.record import RECORD_FILE
 from tests.conftest import REPO, SPEC_DIR
 
@@ -115,13 +115,13 @@ def broken_copy(smoke_run: Path, tmp_path: Path, **changes) -> Path:
 )  # fmt: skip
 def test_a_bad_record_is_one_line(smoke_run, tmp_path, changes, expected):
     folder = broken_copy(smoke_run, tmp_path, **changes)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         harness.load(folder)
     assert len(raised.value.errors) == 1 and expected in raised.value.errors[0], raised.value.errors
 
 
 def test_a_folder_without_a_record_is_refused(tmp_path):
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         harness.load(tmp_path)
     assert raised.value.errors == [f"{tmp_path}: (top level): no harness.json: not a checkpoint the harness wrote"]
 
@@ -131,7 +131,7 @@ def test_a_base_model_of_another_architecture_is_refused(smoke_run, tmp_path):
               "num_heads": 2}  # fmt: skip
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         harness.load(smoke_run / "rte" / "seed42" / "best", base_model=str(tmp_path / "other"))
     assert raised.value.errors[0].startswith(f"{tmp_path / 'other'}: config.json: differs from t5_tiny in d_model")
     assert "d_model (64; t5_tiny has 384)" in raised.value.errors[0]
@@ -235,7 +235,7 @@ def test_the_report_links_the_predictions_and_shows_wrong_ones(smoke_run):
 def test_a_record_that_is_not_json_is_one_line(smoke_run, tmp_path):
     folder = broken_copy(smoke_run, tmp_path)
     (folder / RECORD_FILE).write_text("{not json", encoding="utf-8")
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         harness.load(folder)
     assert raised.value.errors == [f"{folder / RECORD_FILE}: line 1, column 2: invalid JSON: "
                                    "Expecting property name enclosed in double quotes"]  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.cli import EXIT_OK, main
-from harness.errors import SpecError
+from harness.errors import ModelError
 from harness.model.backbone import build_t5, load_pretrained
 from harness.spec.model_choice import load_model_file, resolve_model, stored_lm_head
 from harness.spec.model_files import ModelFile, T5Architecture
@@ -265,7 +265,7 @@ def test_a_larger_vocabulary_is_resized_to_the_model_file_and_stays_untied(tmp_p
 
 def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
     saved_checkpoint(tmp_path / "other", "t5_tiny_v1_1", d_ff=256)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         load_pretrained(model_file("t5_tiny_v1_1"), pretrained=str(tmp_path / "other"))
     assert raised.value.errors == [f"{tmp_path / 'other'}: config.json: differs from t5_tiny_v1_1 in d_ff (256; "
                                    "t5_tiny_v1_1 has 512)"]  # fmt: skip
@@ -273,7 +273,7 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 def test_a_tied_checkpoint_is_refused_for_an_untied_model_file(tmp_path):
     saved_checkpoint(tmp_path / "tied", "t5_tiny_v1_1", tie_word_embeddings=True)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         load_pretrained(model_file("t5_tiny_v1_1"), pretrained=str(tmp_path / "tied"))
     assert "differs from t5_tiny_v1_1 in tie_word_embeddings (True; t5_tiny_v1_1 has False)" in raised.value.errors[0]
 
@@ -281,7 +281,7 @@ def test_a_tied_checkpoint_is_refused_for_an_untied_model_file(tmp_path):
 def test_a_safetensors_file_that_is_not_one_is_one_line(tmp_path):
     folder = config_folder(tmp_path, "google/flan-t5-base")
     (folder / "model.safetensors").write_bytes(b"\xff" * 64)
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         resolve_model(FULL, str(folder))
     size = int.from_bytes(b"\xff" * 8, "little")
     assert raised.value.errors == [

@@ -13,7 +13,7 @@ import torch
 
 import harness.train.checkpoint_eval as checkpoint_eval
 from harness.data.toy import toy_rows
-from harness.errors import SpecError
+from harness.errors import ModelError
 from harness.model.checked import load_spec
 from harness.model.record import (
     ADAPTER_FILE,
@@ -148,6 +148,6 @@ def test_a_base_model_passed_wins_over_the_recorded_one(tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps(config))
     made = record().model_copy(update={"pretrained": str(tmp_path / "recorded"), "random_seed": None})
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ModelError) as raised:
         base_model_of(made, str(tmp_path / "other"))
     assert raised.value.errors[0].startswith(f"{tmp_path / 'other'}: config.json: differs from t5_tiny in d_model")

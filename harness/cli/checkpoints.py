@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.cli import options
 from harness.cli.exits import EXIT_OK
-from harness.errors import InputError, SpecError
+from harness.errors import InputError, OptionError
 from harness.limits import MAX_LENGTH
 
 EVAL_FILES = ("eval.json", "predictions.jsonl")
@@ -26,7 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from harness.train.checkpoint_eval import check_outputs, evaluate, write_predictions
 
     if args.toy and args.data_dir is not None:
-        raise SpecError(["--toy and --data-dir: pass one source of data, not both"])
+        raise OptionError(["--toy and --data-dir: pass one source of data, not both"])
     if args.output_dir is not None:
         check_outputs(args.output_dir, EVAL_FILES, args.overwrite)  # before the evaluation, not after
     report, examples, predictions = evaluate(
@@ -53,7 +53,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.file is not None:
         texts += read_inputs(args.file)
     if len(texts) > MAX_INPUTS:
-        raise SpecError([f"predict: {len(texts):,} inputs; at most {MAX_INPUTS:,} at once (split the file)"])
+        raise OptionError([f"predict: {len(texts):,} inputs; at most {MAX_INPUTS:,} at once (split the file)"])
     predictions = predict(args.checkpoint, texts, args.base_model, args.max_length, args.device)
     if args.json:
         print(json.dumps([{"input": t, "prediction": p} for t, p in zip(texts, predictions, strict=True)], indent=2))

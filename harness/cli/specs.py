@@ -11,14 +11,14 @@ import yaml
 
 from harness.cli import options
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from harness.errors import SpecError
+from harness.errors import OptionError, SpecError
 from harness.model.checked import argument_error_line, load_spec, validate_paths
 from harness.spec.loader import default_spec_dir, spec_files
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     if args.spec_dir is not None and not args.spec_dir.is_dir():
-        raise SpecError([f"{args.spec_dir}: (top level): no such spec folder"])
+        raise OptionError([f"{args.spec_dir}: (top level): no such spec folder"])
     paths = args.specs or spec_files(args.spec_dir)
     if not paths:
         print(f"{args.spec_dir or default_spec_dir()}: no spec files (*.yaml) found", file=sys.stderr)
@@ -58,10 +58,10 @@ def cmd_budget(args: argparse.Namespace) -> int:
 
     if args.all:
         if args.spec is not None:
-            raise SpecError([f"{args.spec}: --all counts every spec of --spec-dir; pass SPEC or --all, not both"])
+            raise OptionError([f"{args.spec}: --all counts every spec of --spec-dir; pass SPEC or --all, not both"])
         return print_budget_table(args.spec_dir, args.model, args.json)
     if args.spec is None:
-        raise SpecError(["budget: pass a SPEC, or --all for every spec (`python -m harness budget --help`)"])
+        raise OptionError(["budget: pass a SPEC, or --all for every spec (`python -m harness budget --help`)"])
     loaded = load_spec(args.spec, model=args.model, overrides=args.set or [])
     report = count_budget(loaded)
     if args.json:
@@ -92,7 +92,7 @@ def budgets_on(spec_dir: Path | None, model: str | None) -> dict[str, dict]:
 
     paths = spec_files(spec_dir)
     if not paths:
-        raise SpecError([f"{spec_dir or default_spec_dir()}: no spec files (*.yaml) found"])
+        raise OptionError([f"{spec_dir or default_spec_dir()}: no spec files (*.yaml) found"])
     if model is not None:
         resolve_model(paths[0], model, where=f"{spec_dir or default_spec_dir()}: --model")
     table = {}
@@ -154,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     names = args.only or known
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise SpecError([f"{loaded.path}: " + refusal.format(", ".join(unknown), ", ".join(known))])
+        raise OptionError([f"{loaded.path}: " + refusal.format(", ".join(unknown), ", ".join(known))])
     print(f"{loaded.name}: {len(names)} {kind} on {check_model.name}")
     failed = 0
     for name in names:
@@ -173,7 +173,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from impl.registry import get, names
 
     if args.spec_dir is not None and not args.spec_dir.is_dir():
-        raise SpecError([f"{args.spec_dir}: (top level): no such spec folder"])
+        raise OptionError([f"{args.spec_dir}: (top level): no such spec folder"])
     if args.model is not None:  # one model: every spec's budget on it, or why it does not apply
         return print_budget_table(args.spec_dir, args.model, args.json)
     specs = {}

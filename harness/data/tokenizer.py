@@ -48,10 +48,10 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
     """The tokenizer of a hub model name or a local folder (t5-base's has 32,100 entries).
 
     A folder's files are checked before transformers opens them; whatever transformers still refuses (it raises
-    many kinds of errors: ValueError, OSError, JSONDecodeError, Rust `Exception`s) is one SpecError line naming
+    many kinds of errors: ValueError, OSError, JSONDecodeError, Rust `Exception`s) is one ModelError line naming
     the folder, and so is a tokenizer without the pad and end-of-sequence tokens that batching and generation
     need."""
-    from harness.errors import SpecError
+    from harness.errors import ModelError
 
     folder = Path(source).expanduser()
     if folder.is_dir():
@@ -60,18 +60,18 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerBase:
         tokenizer = AutoTokenizer.from_pretrained(str(source))
     except Exception as error:  # at the load site: every kind transformers raises for a broken tokenizer
         why = " ".join(str(error).split())[:300] or type(error).__name__
-        raise SpecError([f"{source}: tokenizer: cannot load it ({why})"]) from None
+        raise ModelError([f"{source}: tokenizer: cannot load it ({why})"]) from None
     for role in ("pad", "eos"):
         if getattr(tokenizer, f"{role}_token_id", None) is None:
-            raise SpecError([f"{source}: tokenizer: no {role} token (tokenizer_config.json {role}_token); a T5 "
+            raise ModelError([f"{source}: tokenizer: no {role} token (tokenizer_config.json {role}_token); a T5 "
                              "tokenizer has <pad> and </s>"])  # fmt: skip
     return tokenizer
 
 
 def check_tokenizer_folder(folder: Path) -> None:
     """Every file of the folder a regular one (a pipe among them would block whatever lists and opens it), and
-    each tokenizer JSON file bounded, UTF-8, of bounded nesting and a JSON object; one SpecError line each."""
-    from harness.errors import InputError, SpecError
+    each tokenizer JSON file bounded, UTF-8, of bounded nesting and a JSON object; one ModelError line each."""
+    from harness.errors import InputError, ModelError
     from harness.inputs import present, read_json, regular_file, where
 
     try:
@@ -83,8 +83,8 @@ def check_tokenizer_folder(folder: Path) -> None:
             if not present(path):
                 continue
             if not isinstance(read_json(path, MAX_TOKENIZER_BYTES, name), dict):
-                raise SpecError([where(path, f"expected a JSON object, as transformers writes {name}")])
+                raise ModelError([where(path, f"expected a JSON object, as transformers writes {name}")])
     except InputError as error:
-        raise SpecError(error.errors) from None
+        raise ModelError(error.errors) from None
     except OSError as error:
-        raise SpecError([where(folder, f"cannot list the tokenizer's folder: {error.strerror or error}")]) from None
+        raise ModelError([where(folder, f"cannot list the tokenizer's folder: {error.strerror or error}")]) from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import SpecError
+from harness.errors import ModelError, SpecError
 from harness.spec.model_files import ModelFile, T5Architecture
 
 if TYPE_CHECKING:
@@ -106,23 +106,23 @@ def load_pretrained(
         if key not in FITTED_FIELDS and getattr(found, key) != getattr(wanted, key)
     ]
     if differing:
-        raise SpecError([f"{source}: config.json: differs from {model_file.name} in {', '.join(differing)}"])
+        raise ModelError([f"{source}: config.json: differs from {model_file.name} in {', '.join(differing)}"])
     if found.vocab_size < wanted.vocab_size:
-        raise SpecError([f"{source}: config.json: vocab_size {found.vocab_size:,} is smaller than "
+        raise ModelError([f"{source}: config.json: vocab_size {found.vocab_size:,} is smaller than "
                          f"{model_file.name}'s {wanted.vocab_size:,}; rows cannot be invented"])  # fmt: skip
     folder = Path(source).expanduser()
     missing = missing_pretrained_files(folder) if folder.is_dir() else []
     if missing:
-        raise SpecError([f"{source}: {option}: the folder lacks {', '.join(missing)} (a folder written "
+        raise ModelError([f"{source}: {option}: the folder lacks {', '.join(missing)} (a folder written "
                          "by save_pretrained holds them all)"])  # fmt: skip
     tokenizer = load_tokenizer(source)  # one line of its own naming the folder when it cannot be loaded
     try:
         model = model_class(wanted).from_pretrained(source)
     except Exception as error:  # transformers and safetensors raise many kinds for a bad folder
         why = " ".join(str(error).split())[:300] or type(error).__name__
-        raise SpecError([f"{source}: {option}: cannot load it: {why}"]) from None
+        raise ModelError([f"{source}: {option}: cannot load it: {why}"]) from None
     if len(tokenizer) > wanted.vocab_size:
-        raise SpecError([f"{source}: tokenizer: {len(tokenizer):,} entries do not fit {model_file.name}'s "
+        raise ModelError([f"{source}: tokenizer: {len(tokenizer):,} entries do not fit {model_file.name}'s "
                          f"vocabulary of {wanted.vocab_size:,}"])  # fmt: skip
     fit_tying(model, wanted, source)
     if found.vocab_size != wanted.vocab_size:
@@ -133,10 +133,10 @@ def load_pretrained(
 def fit_tying(model: nn.Module, architecture: T5Architecture, source: str) -> None:
     """The loaded lm_head tied or not as the architecture says (transformers unties only on differing values)."""
     if architecture.tie_word_embeddings and not is_tied(model):
-        raise SpecError([f"{source}: config.json: tie_word_embeddings is true but the checkpoint's lm_head.weight "
+        raise ModelError([f"{source}: config.json: tie_word_embeddings is true but the checkpoint's lm_head.weight "
                          "differs from shared.weight"])  # fmt: skip
     if not architecture.tie_word_embeddings:
         if is_tied(model):
-            raise SpecError([f"{source}: config.json: tie_word_embeddings is false but the checkpoint holds no "
+            raise ModelError([f"{source}: config.json: tie_word_embeddings is false but the checkpoint holds no "
                              "lm_head.weight of its own"])  # fmt: skip
         untie_lm_head(model)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import InputError, SpecError
+from harness.errors import InputError, ModelError, OptionError
 from harness.inputs import present
 from harness.limits import MAX_LENGTH, MAX_TRAIN_SAMPLES, SEED_MAX
 from harness.spec.fidelity import Position
@@ -94,7 +94,7 @@ def write_record(folder: Path, record: CheckpointRecord) -> Path:
 
 
 def read_record(folder: Path) -> CheckpointRecord:
-    """The folder's record, checked: SpecError lines naming `harness.json` and the key.
+    """The folder's record, checked: ModelError lines naming `harness.json` and the key.
 
     Read as any JSON the harness did not just write (`harness.inputs.read_json`: a regular file, bounded size
     and nesting, UTF-8, finite numbers), then checked against the schema and for what the schema cannot say:
@@ -108,39 +108,39 @@ def read_record(folder: Path) -> CheckpointRecord:
     path = folder / RECORD_FILE
     if folder.exists() and not folder.is_dir():
         example = "<run>/rte/seed42/best"
-        raise SpecError([f"{folder}: (top level): not a folder; a checkpoint is a folder such as {example}"])
+        raise ModelError([f"{folder}: (top level): not a folder; a checkpoint is a folder such as {example}"])
     if not folder.is_dir():
-        raise SpecError([f"{folder}: (top level): no such checkpoint folder"])
+        raise ModelError([f"{folder}: (top level): no such checkpoint folder"])
     if not present(path):
-        raise SpecError([f"{folder}: (top level): no {RECORD_FILE}: not a checkpoint the harness wrote"])
+        raise ModelError([f"{folder}: (top level): no {RECORD_FILE}: not a checkpoint the harness wrote"])
     try:
         data = read_json(path, MAX_RECORD_BYTES, "checkpoint record")
     except InputError as error:
-        raise SpecError(error.errors) from None
+        raise ModelError(error.errors) from None
     try:
         record = CheckpointRecord.model_validate(data)
     except ValidationError as error:  # one line, the first thing to change (as a resumed run reports it)
-        raise SpecError(pydantic_errors(path, error)[:1]) from None
+        raise ModelError(pydantic_errors(path, error)[:1]) from None
     try:
         method = get(record.method)
     except UnknownMethodError as error:
-        raise SpecError([f"{path}: method: {error.message}"]) from None
+        raise ModelError([f"{path}: method: {error.message}"]) from None
     try:
         arguments_model(method).model_validate(record.arguments)
     except ValidationError as error:
-        raise SpecError(pydantic_errors(path, error, prefix=("arguments",))[:1]) from None
+        raise ModelError(pydantic_errors(path, error, prefix=("arguments",))[:1]) from None
     check_data(path, record.data)
     parameters = record.model.architecture.approximate_parameters()
     if parameters > MAX_LOAD_PARAMETERS:
-        raise SpecError([f"{path}: model.architecture: about {parameters:.3g} parameters; a checkpoint loads at most "
+        raise ModelError([f"{path}: model.architecture: about {parameters:.3g} parameters; a checkpoint loads at most "
                          f"{MAX_LOAD_PARAMETERS:.0e} (T5-XXL has 1.1e10)"])  # fmt: skip
     adapter = folder / ADAPTER_FILE
     if not present(adapter):
-        raise SpecError([f"{folder}: (top level): no {ADAPTER_FILE} beside {RECORD_FILE}"])
+        raise ModelError([f"{folder}: (top level): no {ADAPTER_FILE} beside {RECORD_FILE}"])
     try:
         regular_file(adapter, "safetensors file")  # a pipe there would block the load
     except InputError as error:
-        raise SpecError(error.errors) from None
+        raise ModelError(error.errors) from None
     return record
 
 
@@ -153,12 +153,12 @@ def check_data(path: Path, data: DataRecord) -> None:
     try:
         get_task(data.task)
     except ValueError as error:
-        raise SpecError([f"{path}: data.task: {error}"]) from None
+        raise ModelError([f"{path}: data.task: {error}"]) from None
     unknown = sorted(set(data.fidelity) - set(BY_NAME) - {"preset"})
     if unknown:
-        raise SpecError([f"{path}: data.fidelity.{unknown[0]}: unknown quirk; known: {', '.join(BY_NAME)}"])
+        raise ModelError([f"{path}: data.fidelity.{unknown[0]}: unknown quirk; known: {', '.join(BY_NAME)}"])
     if data.origin == "files" and data.data_dir is None:
-        raise SpecError([f"{path}: data.data_dir: a run on files (origin: files) records its --data-dir folder"])
+        raise ModelError([f"{path}: data.data_dir: a run on files (origin: files) records its --data-dir folder"])
 
 
 def base_model_of(record: CheckpointRecord, base_model: str | None, record_path: Path | None = None) -> nn.Module:
@@ -169,14 +169,15 @@ def base_model_of(record: CheckpointRecord, base_model: str | None, record_path:
     pretrained = base_model or record.pretrained
     if pretrained is not None:
         option = "--base-model" if base_model else f"pretrained (recorded in {record_path or RECORD_FILE})"
-        check_base_model(pretrained, option)
+        check_base_model(pretrained, option, OptionError if base_model else ModelError)
         return load_pretrained(record.model, pretrained, option)[0]  # refused, naming the field, if it differs
     return build_t5(record.model, device="cpu", seed=record.random_seed)
 
 
-def check_base_model(source: str, option: str) -> None:
+def check_base_model(source: str, option: str, kind: type[InputError]) -> None:
     """One line `source: option: why` (option: `--base-model`, or the record's `pretrained`) for a source that
-    is no folder holding a config.json and no hub id in reach, before any weights are read. The words of
+    is no folder holding a config.json and no hub id in reach, before any weights are read: a ModelError for a
+    folder, else a `kind` (an OptionError for `--base-model`, a ModelError for the record's). The words of
     `harness.spec.model_choice` would name `--model` or `--pretrained`, options these commands do not have."""
     from harness.spec.model_choice import HUB_ID, model_from_hub
 
@@ -184,13 +185,13 @@ def check_base_model(source: str, option: str) -> None:
     expected = "expected a folder written by save_pretrained (config.json, weights, tokenizer) or a hub id"
     if folder.is_dir():
         if not present(folder / "config.json"):
-            raise SpecError([f"{source}: {option}: the folder holds no config.json; {expected}"])
+            raise ModelError([f"{source}: {option}: the folder holds no config.json; {expected}"])
         return
     if present(folder):
-        raise SpecError([f"{source}: {option}: a file, not a folder holding config.json; {expected}"])
+        raise kind([f"{source}: {option}: a file, not a folder holding config.json; {expected}"])
     if source.startswith((".", "/", "~")) or not HUB_ID.match(source):
-        raise SpecError([f"{source}: {option}: no such folder, and not a hub id; {expected}"])
-    model_from_hub(source, f"{source}: {option}", expected)
+        raise kind([f"{source}: {option}: no such folder, and not a hub id; {expected}"])
+    model_from_hub(source, f"{source}: {option}", expected, kind)
 
 
 def load_checkpoint(folder: str | Path, base_model: str | None = None) -> tuple[nn.Module, Any]:
@@ -218,20 +219,20 @@ def load_recorded(folder: Path, record: CheckpointRecord, base_model: str | None
     tokenizer = load_tokenizer(folder)
     vocabulary = record.model.architecture.vocab_size
     if len(tokenizer) > vocabulary:  # a token id past the embedding would be an IndexError in the first batch
-        raise SpecError([f"{folder / 'tokenizer.json'}: (top level): {len(tokenizer):,} entries do not fit the "
+        raise ModelError([f"{folder / 'tokenizer.json'}: (top level): {len(tokenizer):,} entries do not fit the "
                          f"recorded vocabulary of {vocabulary:,} (model.architecture.vocab_size)"])  # fmt: skip
     planned = build_t5(record.model, device="meta")
     applied(planned, record, path)
     parameters = count_trainable(planned)[1]
     if parameters > MAX_LOAD_PARAMETERS:
-        raise SpecError([f"{path}: arguments: {record.method} on {record.model.name} has {parameters:.3g} parameters; "
+        raise ModelError([f"{path}: arguments: {record.method} on {record.model.name} has {parameters:.3g} parameters; "
                          f"a checkpoint loads at most {MAX_LOAD_PARAMETERS:.0e}"])  # fmt: skip
     model = base_model_of(record, base_model, path)
     applied(model, record, path)
     try:
         load_trainable(model, folder / ADAPTER_FILE)
     except CheckpointMismatchError as error:
-        raise SpecError([" ".join(str(error).split())]) from None
+        raise ModelError([" ".join(str(error).split())]) from None
     return model.eval(), tokenizer
 
 
@@ -246,7 +247,7 @@ def applied(model: nn.Module, record: CheckpointRecord, path: Path) -> None:
     try:
         apply_to(model, record.method, record.arguments, record.trainable)
     except MethodArgumentError as error:
-        raise SpecError([f"{path}: arguments.{error.argument}: {error.message}"]) from None
+        raise ModelError([f"{path}: arguments.{error.argument}: {error.message}"]) from None
     except GlobMatchesNothingError as error:
-        raise SpecError([f"{path}: trainable[{error.index}]: the glob {error.glob!r} matches no parameter of "
+        raise ModelError([f"{path}: trainable[{error.index}]: the glob {error.glob!r} matches no parameter of "
                          f"{record.method} on {record.model.name}"]) from None  # fmt: skip

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.errors import SpecError, did_you_mean
+from harness.errors import InputError, ModelError, OptionError, SpecError, did_you_mean
 from harness.inputs import present
 from harness.spec.model_files import ModelFile, T5Architecture, architecture_from_config, models_dir
 from harness.spec.reading import pydantic_errors, read_yaml
@@ -59,9 +59,9 @@ def model_file_for(spec_path: Path, name: str, key: str = "model") -> ModelFile:
 
 
 def resolve_model(spec_path: Path, name: str, key: str = "--model", where: str | None = None) -> ModelFile:
-    """The architecture `name` means; SpecError (one line starting `where`, default `SPEC: key`) when it
-    means none. Model files are looked up beside `spec_path`; a model file's name wins over a folder of
-    the same name (`./t5_base` is the folder)."""
+    """The architecture `name` means; an OptionError (one line starting `where`, default `SPEC: key`) when it
+    means none, a ModelError for a folder or hub config.json that is no T5's. Model files are looked up beside
+    `spec_path`; a model file's name wins over a folder of the same name (`./t5_base` is the folder)."""
     where = where or f"{spec_path}: {key}"
     candidate = models_dir(spec_path) / f"{name}.yaml"  # `name` may be a model file beside the spec
     if "/" not in name and present(candidate):
@@ -70,7 +70,7 @@ def resolve_model(spec_path: Path, name: str, key: str = "--model", where: str |
     if folder.is_dir():
         return model_from_folder(folder)
     if folder.exists() or name.startswith((".", "/", "~")) or not HUB_ID.match(name):
-        raise SpecError([f"{where}: {name!r} is {what_it_is(folder)}; {expected(spec_path, name)}"])
+        raise OptionError([f"{where}: {name!r} is {what_it_is(folder)}; {expected(spec_path, name)}"])
     return model_from_hub(name, where, expected(spec_path, name))
 
 
@@ -103,17 +103,16 @@ def expected(spec_path: Path, name: str) -> str:
 
 
 def read_config(path: Path) -> dict:
-    """A JSON file the harness reads (a config.json, an index, a checkpoint record), or one SpecError line
-    naming the file: a regular file (a pipe would block), at most MAX_CONFIG_BYTES, UTF-8, nested at most
+    """A JSON file of a model folder (a config.json, a weights index), or one ModelError line naming the file:
+    a regular file (a pipe would block), at most MAX_CONFIG_BYTES, UTF-8, nested at most
     `harness.inputs.MAX_JSON_DEPTH` levels (deeper JSON exhausts the parser's recursion) and with finite
     numbers only (a `layer_norm_epsilon: NaN` would build a model that computes NaN)."""
-    from harness.errors import InputError
     from harness.inputs import read_json
 
     try:
         return read_json(path, MAX_CONFIG_BYTES, what=path.name)
     except InputError as error:
-        raise SpecError(error.errors) from None
+        raise ModelError(error.errors) from None
 
 
 MAX_HEADER_BYTES = 100_000_000  # a safetensors header lists tensor names and shapes: megabytes at most
@@ -123,9 +122,8 @@ def stored_lm_head(folder: Path) -> bool | None:
     """Whether the folder's safetensors weights hold an `lm_head.weight` of their own (None: no such weights).
 
     Only the JSON index or the safetensors header is read: names, never tensor data, nothing unpickled; the
-    header as any JSON the harness did not write (bounded size and nesting, finite numbers).
+    header as any JSON the harness did not write (bounded size and nesting, finite numbers). Else a ModelError.
     """
-    from harness.errors import InputError
     from harness.inputs import decode_utf8, parse_json, regular_file
 
     index = folder / "model.safetensors.index.json"
@@ -141,16 +139,16 @@ def stored_lm_head(folder: Path) -> bool | None:
         with weights.open("rb") as file:
             size = int.from_bytes(file.read(8), "little")
             if not 0 < size <= MAX_HEADER_BYTES:
-                raise SpecError([f"{weights}: (top level): not a safetensors file (header of {size:,} bytes)"])
+                raise ModelError([f"{weights}: (top level): not a safetensors file (header of {size:,} bytes)"])
             raw = file.read(size)
         header = parse_json(decode_utf8(raw, weights, "safetensors header"), weights, "safetensors header")
     except OSError as error:
         why = error.strerror or error
-        raise SpecError([f"{weights}: (top level): cannot read the safetensors file: {why}"]) from None
-    except SpecError:
+        raise ModelError([f"{weights}: (top level): cannot read the safetensors file: {why}"]) from None
+    except ModelError:
         raise
     except InputError as error:
-        raise SpecError([f"{line} (not a safetensors file: unreadable header)" for line in error.errors]) from None
+        raise ModelError([f"{line} (not a safetensors file: unreadable header)" for line in error.errors]) from None
     return isinstance(header, dict) and "lm_head.weight" in header
 
 
@@ -158,7 +156,7 @@ def model_from_folder(folder: Path) -> ModelFile:
     """The architecture of a local Hugging Face folder's config.json; its weights and tokenizer live there."""
     config_path = folder / "config.json"
     if not present(config_path):
-        raise SpecError([f"{folder}: --model: the folder holds no config.json (a folder written by save_pretrained)"])
+        raise ModelError([f"{folder}: --model: the folder holds no config.json (a folder written by save_pretrained)"])
     architecture = architecture_from_config(read_config(config_path), str(config_path), stored_lm_head(folder))
     return ModelFile(
         name=str(folder),
@@ -169,10 +167,12 @@ def model_from_folder(folder: Path) -> ModelFile:
     )
 
 
-def model_from_hub(hub_id: str, where: str, hint: str) -> ModelFile:
+def model_from_hub(hub_id: str, where: str, hint: str, kind: type[InputError] = OptionError) -> ModelFile:
     """The architecture of a hub model's config.json (local cache first; the hub only when online).
 
-    Errors start with `where` (`SPEC: --model`) and end with `hint` (what to pass instead).
+    A hub id that reaches no config.json is a `kind` line (an OptionError: the option named nothing; a
+    ModelError where a checkpoint's record names it), starting with `where` (`SPEC: --model`) and ending with
+    `hint` (what to pass instead); a config.json that is no T5's is a ModelError.
     """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
@@ -183,10 +183,10 @@ def model_from_hub(hub_id: str, where: str, hint: str) -> ModelFile:
         why = "is not in the local Hugging Face cache (HF_HUB_OFFLINE=1 forbids the hub)"
         if not hub_is_offline():
             why = "could not be fetched from the hub, nor found in the local cache"
-        raise SpecError([f"{where}: {hub_id!r} is no local folder, and as a hub id {why}; {hint}"]) from None
+        raise kind([f"{where}: {hub_id!r} is no local folder, and as a hub id {why}; {hint}"]) from None
     except (HFValidationError, OSError, ValueError) as error:  # no such repository, no config.json, network
         message = " ".join(str(error).split())[:300]
-        raise SpecError([f"{where}: {hub_id!r}: cannot read its config.json from the hub ({message})"]) from None
+        raise kind([f"{where}: {hub_id!r}: cannot read its config.json from the hub ({message})"]) from None
     where = f"{hub_id}/config.json"
     architecture = architecture_from_config(read_config(config_path), where, stored_lm_head(config_path.parent))
     return ModelFile(

@@ -122,7 +122,7 @@ CONFIG_DEFAULTS = {  # transformers 5's T5Config / MT5Config defaults of the opt
 
 
 def architecture_from_config(config: Any, where: str, stored_lm_head: bool | None = None) -> T5Architecture:
-    """The architecture a Hugging Face `config.json` mapping describes; SpecError lines naming `where: key`.
+    """The architecture a Hugging Face `config.json` mapping describes; ModelError lines naming `where: key`.
 
     Only T5-family model types are accepted. Whether the lm_head is tied comes from, in this order:
     - `stored_lm_head`, whether the checkpoint's weights hold an `lm_head.weight` of their own (None: no
@@ -131,19 +131,19 @@ def architecture_from_config(config: Any, where: str, stored_lm_head: bool | Non
       `tie_word_embeddings: true` but keeps the original flag as this one;
     - `tie_word_embeddings` (default true, as in every transformers config).
     """
-    from harness.errors import SpecError
+    from harness.errors import ModelError
 
     if not isinstance(config, dict):
-        raise SpecError([f"{where}: (top level): expected a JSON object of config keys"])
+        raise ModelError([f"{where}: (top level): expected a JSON object of config keys"])
     model_type = config.get("model_type")
     if model_type not in MODEL_TYPES:
-        raise SpecError(
+        raise ModelError(
             [f"{where}: model_type: {model_type!r} is not a T5-family model; the methods apply to {list(MODEL_TYPES)}"]
         )
     missing = [key for key in REQUIRED_CONFIG_KEYS if key not in config]
     if missing:
         keys = ", ".join(missing)
-        raise SpecError([f"{where}: {keys}: required key{'s are' if len(missing) > 1 else ' is'} missing"])
+        raise ModelError([f"{where}: {keys}: required key{'s are' if len(missing) > 1 else ' is'} missing"])
     fields = {name: config[name] for name in T5Architecture.model_fields if config.get(name) is not None}
     fields = {**CONFIG_DEFAULTS[model_type], **fields}
     fields.setdefault("num_decoder_layers", fields["num_layers"])  # transformers: symmetric by default
@@ -156,4 +156,4 @@ def architecture_from_config(config: Any, where: str, stored_lm_head: bool | Non
     except ValidationError as error:
         from harness.spec.reading import pydantic_errors
 
-        raise SpecError(pydantic_errors(Path(where), error)) from None
+        raise ModelError(pydantic_errors(Path(where), error)) from None
