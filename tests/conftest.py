@@ -1,4 +1,4 @@
-"""Shared fixtures: the spec folder, a copy of it to break on purpose, the tiny T5, hypothesis profiles.
+"""Shared fixtures: the spec folder, a copy of it to break on purpose, the tiny T5, hypothesis settings.
 
 Hub access is switched off before anything imports transformers: a test must never wait on the network.
 """
@@ -17,13 +17,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")  # else accelerate warns (warnings
 import pytest
 
 from harness.invariants import CheckContext
-from harness.invariants.profiles import load_profile
+from harness.invariants.hypothesis_settings import load_settings
 from harness.model.checked import load_spec
 from harness.spec.loader import spec_files
 from harness.spec.model_choice import load_model_file
 from harness.spec.model_files import ModelFile, T5Architecture
 
-load_profile("dev")  # HYPOTHESIS_PROFILE=ci (tox) selects the deterministic profile
+load_settings("dev")  # HYPOTHESIS_PROFILE=ci (tox) selects the deterministic settings
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_DIR = REPO / "spec"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.invariants.profiles import load_profile
+from harness.invariants.hypothesis_settings import load_settings
 from harness.spec.loader import spec_files
 from impl.registry import get
 from impl.registry import names as method_names
@@ -31,10 +31,10 @@ BUDGET_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def _restore_hypothesis_profile():
-    """`check` loads the hypothesis `check` profile globally; give the rest of the session its own back."""
+def _restore_hypothesis_settings():
+    """`check` loads the hypothesis settings `check` globally; give the rest of the session its own back."""
     yield
-    load_profile("dev")
+    load_settings("dev")
 
 
 def run_cli(capsys, *argv: str | Path) -> tuple[int, str, str]:

@@ -127,10 +127,10 @@ def budget_cell(row: dict) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.invariants import CheckContext, run_invariant
-    from harness.invariants.profiles import load_profile
+    from harness.invariants.hypothesis_settings import load_settings
     from impl.registry import MethodArgumentError
 
-    load_profile("check")
+    load_settings("check")
     loaded = load_spec(args.spec, overrides=args.set or [], build=args.model is None)
     check_model = loaded.check_model_file
     if args.model:  # the invariants on another model; `budget` still counts on the spec's own
