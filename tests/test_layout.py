@@ -154,11 +154,13 @@ def test_every_method_has_a_module_named_like_it():
 
 
 def test_every_declared_invariant_has_a_check():
-    """A name the catalog declares (so validation accepts it) has a registered check for `harness check`."""
+    """A name the catalog declares (so validation accepts it, or `--recipe` runs it) has a registered check for
+    `harness check`; a module invariant and a recipe invariant never share a name."""
     from harness.invariants import INVARIANTS
-    from harness.spec.invariant_catalog import DECLARED
+    from harness.spec.invariant_catalog import DECLARED, RECIPE
 
-    assert set(INVARIANTS) == set(DECLARED)
+    assert not set(DECLARED) & set(RECIPE)
+    assert set(INVARIANTS) == set(DECLARED) | set(RECIPE)
 
 
 # harness/'s layers, bottom first: a module may import its own package and the layers below it, never above
@@ -217,23 +219,38 @@ def test_harness_has_no_import_cycle():
             assert cycle is None, " -> ".join(cycle)
 
 
-def test_each_module_invariant_lives_in_a_file_named_after_it():
-    from harness.spec.invariant_catalog import DECLARED
+def registered_in(path: Path) -> list[str]:
+    """The names `path` registers: each `@invariant("name")` decorator."""
+    return [
+        decorator.args[0].value
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef)
+        for decorator in node.decorator_list
+        if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "invariant"
+    ]
 
-    checks = REPO / "harness" / "invariants"
-    assert [name for name in DECLARED if not (checks / f"{name}.py").is_file()] == []
+
+def test_each_invariant_lives_in_a_file_named_after_it():
+    """One file per invariant, module and recipe alike: `harness/invariants/<name>.py` registers `name` and no
+    other; no other file registers one."""
+    from harness.spec.invariant_catalog import DECLARED, RECIPE
+
+    registered = {path.stem: registered_in(path) for path in sorted((REPO / "harness" / "invariants").glob("*.py"))}
+    assert {stem: names for stem, names in registered.items() if names} == {
+        name: [name] for name in [*DECLARED, *RECIPE]
+    }
 
 
 def test_the_contributing_layout_names_every_harness_module():
     contributing = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
     block = contributing[contributing.index("\nharness/ ") : contributing.index("\ntests/ ")]
-    from harness.spec.invariant_catalog import DECLARED
+    from harness.spec.invariant_catalog import DECLARED, RECIPE
 
     unnamed = [
         str(path.relative_to(REPO))
         for path in sorted((REPO / "harness").rglob("*.py"))
         if path.name not in ("__init__.py", "__main__.py")
-        and path.stem not in DECLARED  # the rule "one module per invariant, named after it" covers these
+        and path.stem not in {*DECLARED, *RECIPE}  # the rule "one module per invariant, named after it" covers these
         and (path.name not in block or (path.parent.name != "harness" and f"  {path.parent.name}/" not in block))
     ]
     assert unnamed == []

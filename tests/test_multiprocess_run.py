@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from harness.cli import EXIT_OK, main
-from harness.invariants.recipe import launch_env
+from harness.invariants.world_size import launch_env
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")

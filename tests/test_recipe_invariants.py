@@ -10,15 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-import harness.invariants.recipe
+import harness.invariants.world_size
+import harness.train.dataset
 import harness.train.evaluation
+import harness.train.run_model
 import harness.train.trainer
-from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
-from harness.model.checked import load_spec
+from harness.invariants import INVARIANTS, run_invariant
+from harness.invariants.recipe_context import RecipeContext
+from harness.model.checked import read_buildable_spec
+from harness.spec.invariant_catalog import RECIPE
 from harness.train.batching import GlobalBatchSampler, steps_per_epoch
 from tests.conftest import SPEC_DIR
 
-IN_PROCESS = [name for name in RECIPE_INVARIANTS if name != "world_size"]
+IN_PROCESS = [name for name in RECIPE if name != "world_size"]
 # the adapter family (Compacter++), accumulation 2 (prompt tuning, Intrinsic-SAID), every tensor (full FT)
 SPECS = ["compacter_pp", "prompt_tuning_tokens", "intrinsic_said", "full_finetune"]
 BROKEN_ON = "compacter_pp"
@@ -30,7 +34,7 @@ def recipe_context():
 
     def make(name: str) -> RecipeContext:
         if name not in cache:
-            loaded = load_spec(SPEC_DIR / f"{name}.yaml")
+            loaded = read_buildable_spec(SPEC_DIR / f"{name}.yaml")
             cache[name] = RecipeContext(loaded, loaded.check_model_file)
         return cache[name]
 
@@ -43,18 +47,18 @@ def recipe_holds(recipe_context):
 
     def check(spec: str, name: str):
         if (spec, name) not in results:
-            results[spec, name] = run_recipe_invariant(name, recipe_context(spec))
+            results[spec, name] = run_invariant(name, recipe_context(spec))
         return results[spec, name]
 
     return check
 
 
 def test_the_recipe_vocabulary_is_closed_and_documented():
-    assert set(RECIPE_INVARIANTS) == {
+    assert set(RECIPE) == {
         "accumulated_step", "world_size", "evaluation_coverage", "lr_schedule", "dropout_rate",
         "generation_and_selection", "optimizer_update",
     }  # fmt: skip
-    assert all(entry.summary for entry in RECIPE_INVARIANTS.values())
+    assert all(INVARIANTS[name].summary == declared.summary != "" for name, declared in RECIPE.items())
 
 
 # The optimizer's update is the same code for every method: checked on the adapter family and on every tensor.
@@ -81,7 +85,7 @@ def unbroken_holds(recipe_holds, name: str) -> None:
 
 
 def broken(recipe_context, name: str):
-    return run_recipe_invariant(name, recipe_context(BROKEN_ON))
+    return run_invariant(name, recipe_context(BROKEN_ON))
 
 
 def test_accumulation_without_the_global_token_count_fails(recipe_holds, recipe_context, monkeypatch):
@@ -118,9 +122,11 @@ def test_a_rank_that_draws_its_own_order_fails(recipe_holds, recipe_context, mon
         encoding="utf-8",
     )
     unbroken_holds(recipe_holds, "world_size")
-    original = harness.invariants.recipe.launch_env
-    monkeypatch.setattr(harness.invariants.recipe, "launch_env", lambda: {**original(), "PYTHONPATH": str(tmp_path)})
-    result = run_recipe_invariant("world_size", recipe_context(BROKEN_ON))
+    original = harness.invariants.world_size.launch_env
+    monkeypatch.setattr(
+        harness.invariants.world_size, "launch_env", lambda: {**original(), "PYTHONPATH": str(tmp_path)}
+    )
+    result = run_invariant("world_size", recipe_context(BROKEN_ON))
     assert not result.ok and "2 processes × 8 end" in result.message
 
 
@@ -202,7 +208,7 @@ def test_the_default_adam_epsilon_instead_of_the_recipe_s_fails(recipe_holds, re
 def test_an_empty_micro_batch_fed_an_unmasked_example_fails(recipe_holds, recipe_context, monkeypatch):
     unbroken_holds(recipe_holds, "optimizer_update")
     # the filler of an empty chunk read as a real example: it is counted twice in the step's loss
-    monkeypatch.setattr(harness.train.trainer.TokenizedDataset, "__getitem__", lambda self, index: self.items[index])
+    monkeypatch.setattr(harness.train.dataset.TokenizedDataset, "__getitem__", lambda self, index: self.items[index])
     result = broken(recipe_context, "optimizer_update")
     assert not result.ok and "one batch's" in result.message
 
@@ -213,7 +219,7 @@ def test_dropout_set_only_in_the_config_fails(recipe_holds, recipe_context, monk
     def config_only(model, rate):  # the bug of issue 10: the modules already exist
         model.config.dropout_rate = rate
 
-    monkeypatch.setattr(harness.train.trainer, "set_dropout", config_only)
+    monkeypatch.setattr(harness.train.run_model, "set_dropout", config_only)
     result = broken(recipe_context, "dropout_rate")
     assert not result.ok and "sites differ" in result.message
 
@@ -228,7 +234,7 @@ def test_dropout_missing_the_attention_weights_fails(recipe_holds, recipe_contex
             if isinstance(module, nn.Dropout):
                 module.p = rate
 
-    monkeypatch.setattr(harness.train.trainer, "set_dropout", modules_only)
+    monkeypatch.setattr(harness.train.run_model, "set_dropout", modules_only)
     result = broken(recipe_context, "dropout_rate")
     assert not result.ok and "attention weights" in result.message
 
@@ -277,12 +283,11 @@ def test_check_recipe_on_the_command_line(capsys):
 def test_dropout_on_mt5_reaches_its_own_attention_class(monkeypatch):
     """mT5's attention is a class of its own (MT5Attention): a set_dropout that knows only T5Attention leaves
     it at the config's rate, and the invariant, which finds sites by what they hold, says so."""
-    from harness.invariants.recipe import run_recipe_invariant
     from tests.conftest import in_family
 
-    loaded = load_spec(SPEC_DIR / "compacter_pp.yaml")
+    loaded = read_buildable_spec(SPEC_DIR / "compacter_pp.yaml")
     mt5 = RecipeContext(loaded, in_family(loaded.check_model_file, "mt5"))
-    assert run_recipe_invariant("dropout_rate", mt5).ok
+    assert run_invariant("dropout_rate", mt5).ok
     from transformers.models.t5.modeling_t5 import T5Attention
 
     def t5_only(model, rate):
@@ -293,6 +298,6 @@ def test_dropout_on_mt5_reaches_its_own_attention_class(monkeypatch):
             if isinstance(module, T5Attention):
                 module.dropout = rate
 
-    monkeypatch.setattr(harness.train.trainer, "set_dropout", t5_only)
-    result = run_recipe_invariant("dropout_rate", RecipeContext(loaded, in_family(loaded.check_model_file, "mt5")))
+    monkeypatch.setattr(harness.train.run_model, "set_dropout", t5_only)
+    result = run_invariant("dropout_rate", RecipeContext(loaded, in_family(loaded.check_model_file, "mt5")))
     assert not result.ok and "sites differ" in result.message and "attention" in result.message

@@ -142,14 +142,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         if errors:
             raise SpecError(errors)
     if args.recipe:
-        from harness.invariants.recipe import RECIPE_INVARIANTS, RecipeContext, run_recipe_invariant
+        from harness.invariants.recipe_context import RecipeContext
+        from harness.spec.invariant_catalog import RECIPE
 
-        known, kind = list(RECIPE_INVARIANTS), "recipe invariants"
-        ctx, runner = RecipeContext(loaded, check_model), run_recipe_invariant
+        known, kind = list(RECIPE), "recipe invariants"
+        ctx = RecipeContext(loaded, check_model)
         refusal = "--only: {} not among the recipe invariants ({})"
     else:
         known, kind = list(loaded.spec.invariants), "invariants"
-        ctx, runner = CheckContext(loaded, check_model), run_invariant
+        ctx = CheckContext(loaded, check_model)
         refusal = "invariants: the spec does not list {}"
     names = args.only or known
     unknown = [name for name in names if name not in known]
@@ -159,7 +160,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for name in names:
         try:
-            result = runner(name, ctx)
+            result = run_invariant(name, ctx)
         except MethodArgumentError as error:
             raise SpecError([argument_error_line(loaded.path, error, f"model {check_model.name}")]) from None
         print(result.line(), flush=True)

@@ -1,4 +1,5 @@
-"""Invariants: named properties a spec requires of its method, shared by pytest and `harness check`.
+"""Invariants: named properties a spec requires of its method (module invariants) and of the run that trains it
+(recipe invariants), shared by pytest and `harness check`.
 
 Their names, summaries and options are plain data in `harness.spec.invariant_catalog` (no torch); the checks
 themselves load, and register, on first use of anything below.
@@ -17,9 +18,9 @@ _EXPORTS = {
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'harness.invariants' has no attribute {name!r}")
-    from harness.spec.invariant_catalog import DECLARED
+    from harness.spec.invariant_catalog import DECLARED, RECIPE
 
-    for module in DECLARED:  # each check lives in a module named after it; importing it registers it
+    for module in [*DECLARED, *RECIPE]:  # each check lives in a module named after it; importing it registers it
         importlib.import_module(f"harness.invariants.{module}")
     return getattr(importlib.import_module(f"harness.invariants.{_EXPORTS[name]}"), name)
 

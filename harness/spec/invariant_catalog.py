@@ -1,7 +1,9 @@
-"""The closed vocabulary of module invariants as plain data: each name's one-line summary and options.
+"""The closed vocabulary of invariants as plain data: each name's one-line summary and options.
 
+Two kinds: the module invariants (`DECLARED`), which a spec lists under `invariants:` and `harness check SPEC`
+runs, and the recipe invariants (`RECIPE`), which hold for every spec and `harness check SPEC --recipe` runs.
 `ls` and spec validation read this module, which imports neither torch nor the checks; the checks
-(`harness.invariants.<module>`) register against it, and an unknown or undeclared name is an error there.
+(`harness.invariants.<name>`) register against it, and an unknown or undeclared name is an error there.
 """
 
 from __future__ import annotations
@@ -226,5 +228,31 @@ DECLARED: dict[str, Declared] = {
     ),
     "only_trainable_change": Declared(
         "After AdamW steps every trainable tensor moved and every frozen tensor is bit-identical.", StepOptions
+    ),
+}
+
+
+# The path from a spec to a score, checked on every spec (`harness check SPEC --recipe`, in this order); no options.
+RECIPE: dict[str, Declared] = {
+    "accumulated_step": Declared(
+        "k accumulated micro-batches give the gradient, norm and update of one batch of the same examples."
+    ),
+    "optimizer_update": Declared(
+        "A step applies AdamW (the recipe's lr, ε, weight decay) to T5's gradient clipped to the recipe's norm."
+    ),
+    "world_size": Declared(
+        "2 processes (torchrun, gloo) train to the weights and predictions of 1 process at the same global batch."
+    ),
+    "evaluation_coverage": Declared(
+        "Evaluation predicts each example exactly once, in order, at world sizes 1, 2, 3 and 5."
+    ),
+    "lr_schedule": Declared(
+        "Each step's learning rate is the paper's warm-up/decay over epochs × ⌈N / global batch⌉ steps."
+    ),
+    "dropout_rate": Declared(
+        "Every dropout of the trained model runs at the recipe's rate; rate 0 makes training mode deterministic."
+    ),
+    "generation_and_selection": Declared(
+        "Greedy generation to the recipe's length; a checkpoint every epoch; the best validation average is kept."
     ),
 }
