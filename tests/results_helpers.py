@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from harness.model.checked import load_spec
 from harness.results.comparability import paper_epochs
-from harness.results.record import FORMAT, spec_hash, with_regression
+from harness.results.regression import with_regression
+from harness.results.results_json import FORMAT, spec_hash
 from harness.spec.loader import default_spec_dir
 
 

@@ -11,11 +11,12 @@ from types import SimpleNamespace
 import pytest
 
 from harness.cli import EXIT_OK, main
-from harness.errors import SpecError
+from harness.errors import ResultsError
 from harness.model.backbone import build_t5
 from harness.model.checked import load_spec
 from harness.results.comparability import differences, paper_epochs
-from harness.results.record import compare, validate_results, with_regression
+from harness.results.regression import compare, with_regression
+from harness.results.results_json import validate_results
 from harness.spec.fidelity import Fidelity
 from harness.spec.loader import default_spec_dir
 from harness.train.profiles import PROFILES
@@ -69,7 +70,7 @@ def test_the_paper_recipe_is_comparable_and_differs_in_nothing():
          "grad-norm", "weight-decay", "adam-epsilon", "scheduler", "optimizer", "generation-length"],
 )  # fmt: skip
 def test_a_comparable_claim_with_another_recipe_is_refused(changes, expected):
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ResultsError) as raised:
         validate_results(paper_run(**changes))
     assert any("comparable: true, but the effective recipe is not the paper's" in e and expected in e
                for e in raised.value.errors)  # fmt: skip
@@ -103,7 +104,7 @@ def test_a_not_comparable_run_lists_each_difference_in_compare(tmp_path, capsys)
 def test_a_low_resource_run_is_not_the_paper_setting():
     data = example_results(PUBLISHED_GLUE)
     data["tasks"]["rte"]["runs"][0]["max_train_samples"] = 100
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ResultsError) as raised:
         validate_results(data)
     assert "rte: training set cut to 100 examples (paper: the whole set)" in " ".join(raised.value.errors)
 
@@ -111,7 +112,7 @@ def test_a_low_resource_run_is_not_the_paper_setting():
 def test_a_result_without_recorded_recipes_cannot_claim_comparability():
     data = example_results(PUBLISHED_GLUE)
     del data["tasks"]["rte"]["runs"][0]["recipe"]
-    with pytest.raises(SpecError) as raised:
+    with pytest.raises(ResultsError) as raised:
         validate_results(data)
     assert "rte: recipe not recorded" in " ".join(raised.value.errors)
 

@@ -12,7 +12,7 @@ import pytest
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.backbone import build_t5
 from harness.model.checked import load_spec
-from harness.results.record import load_results
+from harness.results.results_json import load_results
 from harness.spec.fidelity import BY_NAME, QUIRKS
 from harness.train.profiles import PROFILES
 from harness.train.runner import RunContext, RunOptions, comparability, recipe_for

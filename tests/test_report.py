@@ -13,8 +13,8 @@ import pytest
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.checked import load_spec
-from harness.results.record import load_results
 from harness.results.report import PLOT_NAME, REPORT_NAME, fmt_bytes, fmt_seconds, run_labels
+from harness.results.results_json import load_results
 from harness.spec.loader import default_spec_dir
 from tests.results_helpers import example_results
 
@@ -160,8 +160,8 @@ def test_formatting():
 
 
 def test_the_report_shows_means_over_seeds_and_the_average_over_tasks(adapter, tmp_path):
-    from harness.results.record import validate_results
     from harness.results.report import render_report
+    from harness.results.results_json import validate_results
 
     # rte: seeds at 60 and 71 -> mean 65.5; cb: 80 and 80 -> 80; the run's average score (65.5 + 80) / 2 = 72.75
     data = example_results({"rte": 65.5, "cb": 80.0}, resolved=adapter, seeds=(1, 2))

@@ -1,5 +1,5 @@
 """results.json v1: strict loading with one clear line per problem, and the regression comparison against
-the published numbers of the embedded spec (`harness.results.record.compare`, `python -m harness compare`).
+the published numbers of the embedded spec (`harness.results.regression.compare`, `python -m harness compare`).
 
 Expected values are worked out by hand in the comments: the adapter spec publishes a GLUE average of
 85.78 with tolerance 1.0 (threshold 84.78) and 0.83 % trainable on t5-base (222,882,048 parameters).
@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.errors import SpecError
+from harness.errors import ResultsError
 from harness.model.checked import load_spec
-from harness.results.record import compare, load_results, spec_hash, validate_results
+from harness.results.regression import compare
+from harness.results.results_json import load_results, spec_hash, validate_results
 from harness.spec.loader import default_spec_dir
 from tests.results_helpers import example_results
 
@@ -184,7 +185,7 @@ def test_trainable_percent_passes_only_when_it_rounds_to_the_printed_digits(adap
 
 
 def test_the_task_score_is_the_mean_over_seeds():
-    from harness.results.record import Run
+    from harness.results.results_json import Run
     from harness.train.runner import mean_scores
 
     # three seeds: accuracy 60, 70, 95 -> 225 / 3 = 75; f1 50, 50, 80 -> 60; average (accuracy + f1) / 2 by seed
@@ -320,7 +321,7 @@ def test_embedded_spec_is_validated(adapter, capsys, tmp_path):
     data["spec"]["hash"] = spec_hash(data["spec"]["resolved"])  # consistent hash, invalid spec
     line = one_error(capsys, write(tmp_path / "results.json", data))
     assert line.endswith(": spec.resolved.published[0].task: unknown task 'glu'; did you mean 'glue'?")
-    with pytest.raises(SpecError) as error:
+    with pytest.raises(ResultsError) as error:
         compare(data)
     assert error.value.errors == ["results: spec.resolved.published[0].task: unknown task 'glu'; did you mean 'glue'?"]
 
@@ -339,7 +340,7 @@ def test_validate_results_accepts_a_run_without_regression(adapter):
     data = example_results({"rte": 70.0}, resolved=adapter)
     del data["regression"]
     assert validate_results(data, require_regression=False).results.regression is None
-    with pytest.raises(SpecError, match="regression: required key is missing"):
+    with pytest.raises(ResultsError, match="regression: required key is missing"):
         validate_results(data)
 
 

@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 import harness.train.runner
 import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.results.record import load_results
+from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 import harness.train.runner
 from harness.cli import EXIT_OK, main
-from harness.results.record import load_results
+from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = SPEC_DIR / "compacter_pp.yaml"

@@ -8,18 +8,19 @@ import sys
 
 from harness.cli import options
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from harness.errors import SpecError
+from harness.errors import OptionError, ResultsError
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Re-check saved results against the published numbers of the spec embedded in each file."""
-    from harness.results.record import compare, find_results, load_results
+    from harness.results.regression import compare
+    from harness.results.results_json import find_results, load_results
 
     bad_input, failed, reports = False, False, []
     for path in find_results(args.results):
         try:
             loaded = load_results(path)
-        except SpecError as error:
+        except ResultsError as error:
             print("\n".join(error.errors), file=sys.stderr)
             bad_input = True
             reports.append({"path": str(path), "errors": error.errors})
@@ -49,21 +50,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """report.md and the score/parameters plot from results files and folders of them."""
-    from harness.results.record import find_results, load_results
     from harness.results.report import write_report
+    from harness.results.results_json import find_results, load_results
 
     loaded, errors = [], []
     for path in find_results(args.inputs):
         try:
             loaded.append(load_results(path))
-        except SpecError as error:
+        except ResultsError as error:
             errors += error.errors
     if errors:
-        raise SpecError(errors)
+        raise ResultsError(errors)
     output_dir = args.output_dir
     if output_dir is None:
         if len(args.inputs) != 1:
-            raise SpecError(["--output-dir: required when reporting on several inputs"])
+            raise OptionError(["--output-dir: required when reporting on several inputs"])
         output_dir = args.inputs[0] if args.inputs[0].is_dir() else args.inputs[0].parent
     files = write_report(loaded, output_dir, overwrite=args.overwrite)
     print(f"{files.report}: report of {len(loaded)} run{'s' if len(loaded) != 1 else ''}")

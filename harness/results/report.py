@@ -14,8 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import SpecError
-from harness.results.record import BENCHMARKS, Check, LoadedResults, Results, compare
+from harness.errors import OutputDirError, ResultsError
+from harness.results.regression import compare
+from harness.results.results_json import BENCHMARKS, Check, LoadedResults, Results
 from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS
 
 REPORT_NAME = "report.md"
@@ -360,18 +361,20 @@ def render_report(loaded: list[LoadedResults], output_dir: Path, plot: Path | No
 def write_report(loaded: list[LoadedResults], output_dir: str | Path, overwrite: bool = False) -> ReportFiles:
     """report.md and the plot in `output_dir`; an existing one is replaced only with `overwrite`."""
     if not loaded:
-        raise SpecError(["(no results): nothing to report"])
+        raise ResultsError(["(no results): nothing to report"])
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
-        raise SpecError([f"{output_dir}: (top level): exists and is not a folder"])
+        raise OutputDirError([f"{output_dir}: (top level): exists and is not a folder"])
     report, plot = output_dir / REPORT_NAME, output_dir / PLOT_NAME
     for path in (report, plot):  # replaced by a file of ours only: never written through a link, never a folder
         if path.is_symlink() or (path.exists() and not path.is_file()):
             kind = "a symbolic link" if path.is_symlink() else "not a regular file"
-            raise SpecError([f"{path}: (top level): {kind}; the report writes a file here: remove it first"])
+            raise OutputDirError([f"{path}: (top level): {kind}; the report writes a file here: remove it first"])
     existing = [path for path in (report, plot) if path.exists()]
     if existing and not overwrite:
-        raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing])
+        raise OutputDirError(
+            [f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing]
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     plot.unlink(missing_ok=True)  # never leave a plot of other results beside the new report
     message = write_plot(loaded, run_labels(loaded), plot)

@@ -1,14 +1,5 @@
-"""results.json (format v1): its strict model, loading with one `file: key.path: message` line per problem,
-and the regression comparison against the published numbers of the spec embedded in the file.
-
-Comparison (`compare`), one check per published number:
-- the budget: the counted trainable percentage against the spec's `budget.published_percent`; it passes
-  when it rounds to the published precision (`harness.model.budget.percent_matches`). Counted on another
-  architecture than the spec's (the smoke profile's tiny T5) it is `not_comparable`.
-- each `published` entry of the spec: the run's test score (the task's `test_mean[metric]`; for "glue" /
-  "superglue" and "average", the mean of the 8 GLUE / 6 SuperGLUE tasks' test averages, all of them
-  needed) passes iff `actual >= value - tolerance`. A run that is not comparable (smoke profile, another
-  model) marks every score check `not_comparable`, which is never a failure.
+"""results.json (format v1): its strict model (the `regression` verdict included: `harness.results.regression`
+computes it), loading and validation with one `file: key.path: message` line per problem, and saving.
 """
 
 from __future__ import annotations
@@ -33,9 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from harness.errors import InputError, SpecError, did_you_mean
+from harness.errors import InputError, ResultsError, did_you_mean
 from harness.inputs import present, read_json
-from harness.model.budget import decimals, percent_matches
 from harness.results.comparability import differences
 from harness.spec.fidelity import Fidelity, Position
 from harness.spec.reading import pydantic_errors
@@ -46,8 +36,6 @@ FORMAT_FAMILY = "compacter-harness/results/"
 RESULTS_NAME = "results.json"
 MAX_RESULTS_BYTES = 100_000_000  # 14 tasks x 10 seeds x 100 epochs of scores is a few megabytes
 BENCHMARKS: dict[str, tuple[str, ...]] = {"glue": GLUE_TASKS, "superglue": SUPERGLUE_TASKS}
-# Scores are means of ×100 metrics: a value equal to the threshold up to float noise passes.
-SCORE_SLACK = 1e-9
 PERCENT_RTOL = 1e-9  # trainable_percent must be 100 · trainable / base up to float noise
 
 
@@ -344,10 +332,10 @@ def _mean_errors(key: str, mean: dict[str, float], runs: list[dict[str, float]])
 
 
 def validate_results(data: Any, where: str | Path = "results", require_regression: bool = True) -> LoadedResults:
-    """A results mapping checked against format v1; SpecError with every problem found, each on one line."""
+    """A results mapping checked against format v1; ResultsError with every problem found, each on one line."""
     where = str(where)
     if not isinstance(data, Mapping):
-        raise SpecError([f"{where}: (top level): expected a JSON object, got {type(data).__name__}"])
+        raise ResultsError([f"{where}: (top level): expected a JSON object, got {type(data).__name__}"])
     found = data.get("format")
     if found != FORMAT:
         if isinstance(found, str) and found.startswith(FORMAT_FAMILY):
@@ -356,31 +344,31 @@ def validate_results(data: Any, where: str | Path = "results", require_regressio
             message = f"required key is missing: not a compacter-harness results file (expected {FORMAT!r})"
         else:
             message = f"{found!r} is not a compacter-harness results format (expected {FORMAT!r})"
-        raise SpecError([f"{where}: format: {message}"])
+        raise ResultsError([f"{where}: format: {message}"])
     try:
         results = Results.model_validate(data)
     except ValidationError as error:
-        raise SpecError(pydantic_errors(Path(where), error)) from None
+        raise ResultsError(pydantic_errors(Path(where), error)) from None
     spec, errors = _spec_errors(where, results)
     errors += _consistency_errors(where, results)
     if require_regression and results.regression is None:
         errors.append(f"{where}: regression: required key is missing")
     if errors:
-        raise SpecError(errors)
+        raise ResultsError(errors)
     return LoadedResults(path=Path(where), results=results, spec=spec)
 
 
 def load_results(path: str | Path) -> LoadedResults:
-    """Read and validate a results.json; SpecError lines name the file and the key path."""
+    """Read and validate a results.json; ResultsError lines name the file and the key path."""
     path = Path(path)
     if path.is_dir():
-        raise SpecError([f"{path}: (top level): is a folder, expected a {RESULTS_NAME} file"])
+        raise ResultsError([f"{path}: (top level): is a folder, expected a {RESULTS_NAME} file"])
     if not present(path):
-        raise SpecError([f"{path}: (top level): file not found"])
+        raise ResultsError([f"{path}: (top level): file not found"])
     try:  # a regular file, bounded in size and nesting, finite numbers (the harness writes allow_nan=False)
         data = read_json(path, MAX_RESULTS_BYTES, what=RESULTS_NAME)
     except InputError as error:
-        raise SpecError(error.errors) from None
+        raise ResultsError(error.errors) from None
     return validate_results(data, path)
 
 
@@ -397,90 +385,11 @@ def find_results(paths: list[Path]) -> list[Path]:
         else:
             found.append(path)
     if errors:
-        raise SpecError(errors)
+        raise ResultsError(errors)
     unique = {}
     for path in found:
         unique.setdefault(path.resolve(), path)
     return list(unique.values())
-
-
-# --- comparison ------------------------------------------------------------------------------------------
-
-
-def _actual_score(results: Results, task: str, metric: str) -> tuple[float | None, str]:
-    if task in BENCHMARKS:
-        value, absent = results.benchmark_average(task)
-        if value is None:
-            members = len(BENCHMARKS[task])
-            return None, f"the {task} average needs all {members} tasks; the run lacks {', '.join(absent)}"
-        return value, ""
-    if task not in results.tasks:
-        return None, f"the run has no {task}"
-    scores = results.tasks[task].test_mean
-    if metric not in scores:
-        return None, f"the {task} test scores have no {metric!r} (they have {', '.join(scores)})"
-    return scores[metric], ""
-
-
-def _budget_check(results: Results, spec: Spec) -> Check:
-    published = spec.budget.published_percent
-    actual = results.budget.trainable_percent
-    fields = {"kind": "budget", "task": None, "metric": "trainable_percent", "published": published}
-    fields |= {"tolerance": None, "actual": actual, "source": spec.budget.source}
-    if results.model.architecture != results.model.spec_model:
-        note = f"counted on {results.model.architecture}, not the spec's {results.model.spec_model}"
-        return Check(**fields, status="not_comparable", note=note)
-    places = decimals(published)
-    rounded = f"{round(actual, places):.{places}f}"
-    if percent_matches(actual, published):
-        return Check(**fields, status="pass", note=f"rounds to {rounded}")
-    return Check(**fields, status="fail", note=f"rounds to {rounded}, not the published {published}")
-
-
-def _score_check(results: Results, entry) -> Check:
-    actual, missing = _actual_score(results, entry.task, entry.metric)
-    fields = {"kind": "score", "task": entry.task, "metric": entry.metric, "published": entry.value}
-    fields |= {"tolerance": entry.tolerance, "actual": actual, "source": entry.source}
-    if not results.comparable:
-        note = f"{results.not_comparable_reason}" + (f" ({missing})" if missing else "")
-        return Check(**fields, status="not_comparable", note=note)
-    if actual is None:
-        return Check(**fields, status="missing", note=missing)
-    threshold = entry.value - entry.tolerance
-    if actual >= threshold - SCORE_SLACK:
-        above = actual > entry.value + entry.tolerance + SCORE_SLACK
-        note = f"above the published value by {actual - entry.value:.2f}, more than the tolerance" if above else ""
-        return Check(**fields, status="pass", note=note)
-    return Check(**fields, status="fail", note=f"below {threshold:.2f} (published − tolerance)")
-
-
-def compare(results: Results | LoadedResults | Mapping[str, Any]) -> Comparison:
-    """Every published number of the embedded spec against the run (see the module docstring)."""
-    if isinstance(results, LoadedResults):
-        loaded = results
-    elif isinstance(results, Results):
-        loaded = validate_results(results.model_dump(mode="json"), require_regression=False)
-    else:
-        loaded = validate_results(results, require_regression=False)
-    run, spec = loaded.results, loaded.spec
-    checks = [_budget_check(run, spec)] if spec.budget.published_percent is not None else []
-    checks += [_score_check(run, entry) for entry in spec.published]
-    return Comparison(
-        ok=all(check.status != "fail" for check in checks),
-        comparable=run.comparable,
-        not_comparable_reason=run.not_comparable_reason,
-        checks=checks,
-        differences=run.recipe_differences(),
-    )
-
-
-def with_regression(results: Results | Mapping[str, Any]) -> Results | dict[str, Any]:
-    """The results with `regression` filled in by `compare` (what `harness run` writes): a Results for a
-    Results, a mapping (a results file's content) for a mapping."""
-    if isinstance(results, Results):
-        return results.model_copy(update={"regression": compare(results.model_copy(update={"regression": None}))})
-    data = {key: value for key, value in results.items() if key != "regression"}
-    return {**data, "regression": compare(data).to_json()}
 
 
 def save_results(results: Results | Mapping[str, Any], path: str | Path) -> LoadedResults:
