@@ -517,7 +517,7 @@ BENCH_CASES = [
     (("bench", str(SPEC), "--warmup", "-1"), "--warmup: -1 must be at least 0"),
     (("bench", str(SPEC), "--threads", "0"), "--threads: 0 must be at least 1"),
     (("bench", str(SPEC), "--steps", str(10**9)), f"--steps: {10**9} must be at most 100,000"),
-    (("bench", str(SPEC), "--profile-ops", "-3"), "--profile-ops: -3 must be at least 0"),
+    (("bench", str(SPEC), "--op-times", "-3"), "--op-times: -3 must be at least 0"),
     (("bench", str(SPEC), "--output-dir", "{tmp}/afile"), "{tmp}/afile: --output-dir: not a folder"),
     (("bench", str(SPEC), "--output-dir", ""), f"{PROG} bench: argument --output-dir: an empty path"),
     (("bench", str(SPEC), "--device", "cuda:9"), "--device: cuda:9: "),  # none here; 9 beyond any machine's count

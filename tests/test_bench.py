@@ -16,7 +16,7 @@ import impl.layers.phm
 from harness.bench.run import CONFIG_FIELDS, ENVIRONMENT_FIELDS, METHOD_FIELDS, SPREAD_FIELDS, TOP_FIELDS
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.model.budget import count_budget
-from harness.model.checked import load_spec
+from harness.model.checked import read_buildable_spec
 from tests.conftest import SPEC_DIR
 
 TINY = ["--model", "t5_tiny", "--batch", "2", "--source-len", "16", "--target-len", "2"]
@@ -25,9 +25,10 @@ QUICK = ["--steps", "2", "--warmup", "1", "--rounds", "1"]
 
 @pytest.fixture(scope="module")
 def bench_report(tmp_path_factory):
-    """One bench invocation on the tiny T5: the two references and Compacter, outputs written."""
+    """One bench invocation on the tiny T5: the two references and Compacter, their op times, outputs written."""
     folder = tmp_path_factory.mktemp("bench")
-    code = main(["bench", str(SPEC_DIR / "compacter.yaml"), *TINY, *QUICK, "--output-dir", str(folder), "--json"])
+    argv = ["bench", str(SPEC_DIR / "compacter.yaml"), *TINY, *QUICK, "--op-times", "3", "--output-dir", str(folder)]
+    code = main([*argv, "--json"])
     return code, folder, json.loads((folder / "bench.json").read_text())
 
 
@@ -48,7 +49,7 @@ def test_bench_json_has_every_field(bench_report):
 
 def test_bench_counts_agree_with_the_budget_and_the_layer_norms(bench_report):
     rows = {row["name"]: row for row in bench_report[2]["methods"]}
-    tiny = load_spec(SPEC_DIR / "compacter.yaml", model="t5_tiny")
+    tiny = read_buildable_spec(SPEC_DIR / "compacter.yaml", model="t5_tiny")
     assert rows["compacter"]["trainable_params"] == count_budget(tiny).trainable_params  # meta-device count
     # the floor trains T5's layer norms only: t5_tiny has 2 + 2 blocks, so 2·2 + 2·3 + 2 final = 12 norms of 384
     assert rows["floor"]["trainable_params"] == 12 * 384
@@ -72,6 +73,19 @@ def test_bench_writes_the_table_and_the_plot(bench_report):
     table = (folder / "bench.md").read_text()
     assert "| compacter |" in table and "| floor (reference) |" in table and "time ÷ floor" in table
     assert (folder / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_op_times_are_one_extra_step_per_op_against_the_floor(bench_report):
+    _, folder, report = bench_report
+    assert report["config"]["op_rows"] == 3
+    for row in report["methods"]:
+        times = row["rounds"][-1]["op_times"]
+        assert times and {"op", "self_ms", "calls"} <= set(times[0]), row["name"]
+        assert [t["self_ms"] for t in times] == sorted((t["self_ms"] for t in times), reverse=True)  # largest first
+    table = (folder / "bench.md").read_text()
+    assert "Where the time goes" in table and "- **compacter**:" in table and "- **floor**" not in table
+    line = next(line for line in table.splitlines() if line.startswith("- **compacter**:"))
+    assert line.count(" calls)") == 3  # --op-times 3: the three ops with the largest Δ
 
 
 def test_bench_never_replaces_earlier_results_silently(bench_report, capsys):

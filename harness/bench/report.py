@@ -59,14 +59,14 @@ def markdown(report: dict) -> str:
             f"| {memory['median'] / 2**20:,.0f} | {ratio(row['memory_vs_full_finetune'], change=True)} "
             f"| {ratio(row['memory_vs_floor'])} |"
         )
-    if any(row["rounds"][-1].get("profile") for row in report["methods"]):
-        lines += ["", profile_markdown(report, report["config"].get("profile_rows") or 8)]
+    if any(row["rounds"][-1].get("op_times") for row in report["methods"]):
+        lines += ["", op_times_markdown(report, report["config"].get("op_rows") or 8)]
     return "\n".join(lines) + "\n"
 
 
-def profile_markdown(report: dict, rows: int = 8) -> str:
-    """Where the time goes: per op, each method's self time in one profiled step minus the floor's."""
-    ops = {row["name"]: {p["op"]: p for p in row["rounds"][-1].get("profile", [])} for row in report["methods"]}
+def op_times_markdown(report: dict, rows: int = 8) -> str:
+    """Where the time goes: per op, each method's self time in one extra step minus the floor's."""
+    ops = {row["name"]: {p["op"]: p for p in row["rounds"][-1].get("op_times", [])} for row in report["methods"]}
     floor = ops.get("floor", {})
     floor_total = sum(p["self_ms"] for p in floor.values())
     lines = [

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.bench.worker import FLOOR, FULL, RESULT_PREFIX, Job
-from harness.model.checked import load_spec
+from harness.model.checked import read_buildable_spec
 from harness.spec.loader import default_spec_dir
 from harness.spec.model_choice import resolve_model
 
@@ -34,7 +34,7 @@ REFERENCES = (FLOOR, FULL)
 # The contract of `bench --json` (tests/test_bench.py checks that every one is present).
 TOP_FIELDS = ("tool", "command", "config", "environment", "tokens_per_step", "methods")
 CONFIG_FIELDS = ("model", "batch", "source_len", "target_len", "steps", "warmup", "rounds", "device", "precision",
-                 "deepspeed", "threads", "profile_rows")  # fmt: skip
+                 "deepspeed", "threads", "op_rows")  # fmt: skip
 ENVIRONMENT_FIELDS = ("python", "torch", "transformers", "platform", "cpu_count", "load_average_before",
                       "load_average_after", "wall_s")  # fmt: skip
 METHOD_FIELDS = ("name", "kind", "method", "spec", "trainable_params", "trainable_percent", "step_s", "cpu_step_s",
@@ -61,7 +61,7 @@ class BenchOptions:
     precision: str = "fp32"
     deepspeed: str | None = None
     threads: int | None = None
-    profile_rows: int = 0
+    op_rows: int = 0  # > 0: the op times of one extra step, the top `op_rows` ops in the report
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def entries_for(specs: Sequence[Path], model: str) -> list[Entry]:
 
     A spec of the `full_finetune` method is not run twice: it is the full fine-tuning reference.
     """
-    loaded = [load_spec(path, model=model) for path in specs]
+    loaded = [read_buildable_spec(path, model=model) for path in specs]
     full = next((s for s in loaded if s.spec.method.name == FULL), None)
     rows = [Entry(FLOOR, "reference", None, None)]
     rows.append(Entry(FULL, "reference", FULL, full.path if full else None))
@@ -159,7 +159,7 @@ def run_bench(specs: Sequence[Path], options: BenchOptions, log: Callable[[str],
                 batch=options.batch, source_len=options.source_len, target_len=options.target_len,
                 steps=options.steps, warmup=options.warmup, device=options.device, precision=options.precision,
                 deepspeed=options.deepspeed, threads=options.threads,
-                profile=options.profile_rows > 0 and r == options.rounds - 1,
+                op_times=options.op_rows > 0 and r == options.rounds - 1,
             )  # fmt: skip
             result = run_worker(job)
             results[entry.name].append(result)
@@ -184,7 +184,7 @@ def run_bench(specs: Sequence[Path], options: BenchOptions, log: Callable[[str],
             "precision": options.precision,
             "deepspeed": options.deepspeed,
             "threads": results[FLOOR][0]["threads"],
-            "profile_rows": options.profile_rows,
+            "op_rows": options.op_rows,
         },
         "environment": environment(load_before, time.monotonic() - started),
         "tokens_per_step": options.batch * (options.source_len + options.target_len),

@@ -43,7 +43,7 @@ class Job:
     deepspeed: str | None = None  # a DeepSpeed JSON config (GPU only), e.g. spec/deepspeed/zero2.json
     threads: int | None = None
     seed: int = 0
-    profile: bool = False  # profile one extra step and return every op's self time
+    op_times: bool = False  # time one extra step under torch.profiler and return every op's self time
     extra: dict = field(default_factory=dict)
 
 
@@ -77,7 +77,7 @@ def build(job: Job):
     """(model, trainable parameters, learning rate, max grad norm) for the job, on CPU with random weights."""
     from harness.model.backbone import build_t5
     from harness.model.build import apply_to
-    from harness.model.checked import load_spec
+    from harness.spec.loader import read_spec
     from harness.spec.model_files import ModelFile
     from impl.inject import set_trainable
 
@@ -87,7 +87,7 @@ def build(job: Job):
     if job.spec is None:
         set_trainable(model, FLOOR_TRAINABLE if job.name == FLOOR else ["*"])
     else:
-        loaded = load_spec(job.spec, build=False)  # its method and recipe; the model is the job's
+        loaded = read_spec(job.spec)  # its method and recipe; the model is the job's
         apply_to(model, loaded.spec.method.name, loaded.resolved["method"]["args"], loaded.spec.trainable)
         lr, max_norm = loaded.spec.training.learning_rate, loaded.spec.training.max_grad_norm
     return model, lr, max_norm
@@ -181,12 +181,12 @@ def measure(job: Job) -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    if job.profile:
-        result["profile"] = profile_step(step, cuda)
+    if job.op_times:
+        result["op_times"] = op_times(step, cuda)
     return result
 
 
-def profile_step(step, cuda: bool) -> list[dict]:
+def op_times(step, cuda: bool) -> list[dict]:
     """One more step under torch.profiler: every op's self time (CPU, or CUDA on a GPU), the largest first."""
     from torch.profiler import ProfilerActivity, profile
 

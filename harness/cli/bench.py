@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.cli import options
 from harness.cli.exits import EXIT_FAILED, EXIT_OK
-from harness.errors import SpecError
+from harness.errors import OptionError, OutputDirError
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -20,24 +20,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for option, (low, high) in BENCH_BOUNDS.items():
         value, name = getattr(args, option), f"--{option.replace('_', '-')}"
         if value is not None and value < low:
-            raise SpecError([f"{name}: {value} must be at least {low}"])
+            raise OptionError([f"{name}: {value} must be at least {low}"])
         if value is not None and value > high:
-            raise SpecError([f"{name}: {value} must be at most {high:,}"])
+            raise OptionError([f"{name}: {value} must be at most {high:,}"])
     from harness.inputs import present
     from harness.train.devices import deepspeed_config, device_of
 
     device_of(args.device)  # this machine has it, before a worker starts (torch would fail in each)
     if args.deepspeed is not None:
         if not present(args.deepspeed):
-            raise SpecError([f"{args.deepspeed}: (top level): file not found"])
+            raise OptionError([f"{args.deepspeed}: (top level): file not found"])
         if args.deepspeed.suffix != ".json":
-            raise SpecError([f"{args.deepspeed}: --deepspeed: expected a DeepSpeed config, a .json file"])
+            raise OptionError([f"{args.deepspeed}: --deepspeed: expected a DeepSpeed config, a .json file"])
         deepspeed_config(str(args.deepspeed))  # read as `run` reads it: bounded, regular, the recipe's keys "auto"
     refuse_existing(args.output_dir, OUTPUT_FILES, args.overwrite)  # before the measurements, not after
     options = BenchOptions(
         model=args.model, batch=args.batch, source_len=args.source_len, target_len=args.target_len,
         steps=args.steps, warmup=args.warmup, rounds=args.rounds, device=args.device, precision=args.precision,
-        deepspeed=str(args.deepspeed) if args.deepspeed else None, threads=args.threads, profile_rows=args.profile_ops,
+        deepspeed=str(args.deepspeed) if args.deepspeed else None, threads=args.threads, op_rows=args.op_times,
     )  # fmt: skip
     try:
         report = run_bench(args.specs, options, log=lambda line: print(line, file=sys.stderr, flush=True))
@@ -56,7 +56,7 @@ def cmd_bench_layers(args: argparse.Namespace) -> int:
 
     layer_errors = layer_bench_errors(args)
     if layer_errors:
-        raise SpecError(layer_errors[:1])  # one line: the first thing to change
+        raise OptionError(layer_errors[:1])  # one line: the first thing to change
     ranks = [None if r == 0 else r for r in args.rank]
     refuse_existing(args.output_dir, ("bench_layers.json", "bench_layers.md"), args.overwrite)
     report = run_layer_bench(args.n, args.d, ranks, args.k, args.rows, args.repeats, args.threads,
@@ -70,10 +70,10 @@ def cmd_bench_layers(args: argparse.Namespace) -> int:
 
 
 # `bench`'s counts: (lowest, highest); the highest refuse the absurd (a typo's 10**9 steps or batch) before a
-# process is started. --warmup may be 0 (no untimed step), --profile-ops 0 (no profile); --threads unset is torch's.
+# process is started. --warmup may be 0 (no untimed step), --op-times 0 (no op times); --threads unset is torch's.
 BENCH_BOUNDS = {
     "batch": (1, 100_000), "source_len": (1, 100_000), "target_len": (1, 100_000), "steps": (1, 100_000),
-    "warmup": (0, 100_000), "rounds": (1, 1_000), "threads": (1, 1_024), "profile_ops": (0, 10_000),
+    "warmup": (0, 100_000), "rounds": (1, 1_000), "threads": (1, 1_024), "op_times": (0, 10_000),
 }  # fmt: skip
 # bench-layers: every case holds x (rows × k), H (k × d) and their gradients at once; past this many elements
 # (256 MiB of float32 each) a typo would exhaust the memory, or take hours, before one line is printed
@@ -108,10 +108,12 @@ def refuse_existing(folder: Path | None, names: tuple[str, ...], overwrite: bool
     """A benchmark's earlier output is never replaced silently: refuse unless --overwrite; an --output-dir
     that is a file is refused too (before the measurements, which would be lost when writing failed)."""
     if folder is not None and folder.exists() and not folder.is_dir():
-        raise SpecError([f"{folder}: --output-dir: not a folder"])
+        raise OutputDirError([f"{folder}: --output-dir: not a folder"])
     existing = [folder / name for name in names if folder is not None and (folder / name).exists()]
     if existing and not overwrite:
-        raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing])
+        raise OutputDirError(
+            [f"{path}: (top level): already exists; pass --overwrite to replace it" for path in existing]
+        )
 
 
 def add_parsers(sub) -> None:
@@ -129,7 +131,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--deepspeed", type=options.path, default=None,
                    help="DeepSpeed config, e.g. spec/deepspeed/zero2.json")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
-    p.add_argument("--profile-ops", type=int, default=0, metavar="ROWS", help="profile one extra step: top ROWS ops")
+    p.add_argument("--op-times", type=int, default=0, metavar="ROWS", help="time every op of one extra step: top ROWS")
     p.add_argument("--output-dir", type=options.path, default=None, help="write bench.json, bench.md, bench.png here")
     p.add_argument("--overwrite", action="store_true", help="replace bench.* already in --output-dir")
     p.add_argument("--json", action="store_true")
