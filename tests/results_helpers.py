@@ -6,11 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from harness.model.checked import load_spec
 from harness.results.comparability import paper_epochs
 from harness.results.regression import with_regression
 from harness.results.results_json import FORMAT, spec_hash
-from harness.spec.loader import default_spec_dir
+
+from harness.spec.loader import default_spec_dir, read_spec
 
 
 def example_results(
@@ -31,7 +31,7 @@ def example_results(
     profile is paper); `trainable_params` to the spec's counted budget.
     """
     if resolved is None:
-        resolved = load_spec(default_spec_dir() / "adapter.yaml", build=False).resolved
+        resolved = read_spec(default_spec_dir() / "adapter.yaml").resolved
     resolved = json.loads(json.dumps(resolved))  # a JSON-clean copy
     test_averages = dict(test_averages if test_averages is not None else {"rte": 70.0})
     spec_model = resolved["model"]

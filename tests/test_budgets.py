@@ -9,11 +9,12 @@ T5 v1.0 layer norms: 2 per encoder block, 3 per decoder block, 2 final.
 from __future__ import annotations
 
 import pytest
-
 from harness.model.budget import count_budget, percent_matches
 from harness.model.build import build_method_model
-from harness.model.checked import load_spec
 from harness.spec.model_choice import load_model_file
+
+from harness.model.checked import read_buildable_spec
+from harness.spec.loader import read_spec
 from tests.conftest import SPEC_DIR
 
 
@@ -22,7 +23,7 @@ def model_file(name: str):
 
 
 def count(spec_name: str, model: str, **args) -> int:
-    loaded = load_spec(SPEC_DIR / f"{spec_name}.yaml", build=False)
+    loaded = read_spec(SPEC_DIR / f"{spec_name}.yaml")
     arguments = {**loaded.resolved["method"]["args"], **args}
     built = build_method_model(spec_name, arguments, loaded.spec.trainable, model_file(model), device="meta")
     return built.trainable_params
@@ -73,7 +74,7 @@ def test_counted_budget_equals_the_formula(spec_name, model, args, expected):
 
 @pytest.mark.parametrize("spec_name", ["compacter", "compacter_pp", "phm_adapter"])
 def test_budget_report_agrees_with_the_spec_and_the_paper(spec_name):
-    report = count_budget(load_spec(SPEC_DIR / f"{spec_name}.yaml"))
+    report = count_budget(read_buildable_spec(SPEC_DIR / f"{spec_name}.yaml"))
     assert report.ok is True
     assert report.trainable_params == report.expected_trainable_params
     assert report.base_params == 222_882_048

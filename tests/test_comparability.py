@@ -9,17 +9,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from harness.cli import EXIT_OK, main
 from harness.errors import ResultsError
 from harness.model.backbone import build_t5
-from harness.model.checked import load_spec
 from harness.results.comparability import differences, paper_epochs
 from harness.results.regression import compare, with_regression
 from harness.results.results_json import validate_results
 from harness.spec.fidelity import Fidelity
-from harness.spec.loader import default_spec_dir
 from harness.train.profiles import PROFILES
+
+from harness.cli import EXIT_OK, main
+from harness.model.checked import read_buildable_spec
+from harness.spec.loader import default_spec_dir, read_spec
 from harness.train.runner import RunContext, RunOptions, comparability
 from tests.results_helpers import example_results
 
@@ -118,7 +118,7 @@ def test_a_result_without_recorded_recipes_cannot_claim_comparability():
 
 
 def paper_context(tmp_path: Path, **options) -> RunContext:
-    loaded = load_spec(ADAPTER, overrides=options.get("overrides", []))
+    loaded = read_buildable_spec(ADAPTER, overrides=options.get("overrides", []))
     paper = RunOptions(profile="paper", **options)
     ctx = RunContext(loaded, loaded.model_file, PROFILES["paper"], paper, tmp_path, None, "cpu", False)
     ctx.base_model = build_t5(loaded.model_file, device="meta")
@@ -144,7 +144,7 @@ def test_a_paper_run_changed_on_the_command_line_is_not_comparable(tmp_path):
     ctx = paper_context(tmp_path, overrides=["training.batch_size=800", "training.gradient_accumulation_steps=2"],
                         epochs=3, max_train_samples=500)  # fmt: skip
     ctx.options.overrides.append("fidelity.mnli_split=released")  # what `--mnli-split released` stands for
-    ctx.loaded = load_spec(ADAPTER, overrides=ctx.options.overrides)
+    ctx.loaded = read_buildable_spec(ADAPTER, overrides=ctx.options.overrides)
     runs = {"rte": [run_entry(ctx, "rte")], "mnli": [run_entry(ctx, "mnli")]}
     reasons, found = comparability(ctx, runs)
     assert reasons == found
@@ -158,7 +158,7 @@ def test_a_paper_run_changed_on_the_command_line_is_not_comparable(tmp_path):
 
 
 def test_the_smoke_profile_says_why_and_lists_its_changes(tmp_path):
-    loaded = load_spec(ADAPTER)
+    loaded = read_buildable_spec(ADAPTER)
     ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], RunOptions(), tmp_path, None, "cpu", False)
     reasons, found = comparability(ctx, {"rte": [run_entry(ctx, "rte")]})
     assert reasons[0].startswith("smoke profile")
@@ -167,7 +167,7 @@ def test_the_smoke_profile_says_why_and_lists_its_changes(tmp_path):
 
 def test_released_rte_epochs_change_rte_alone():
     # the spec's epochs: 20 for rte and mrpc, 3 (the default) for mnli; the released scripts run RTE for 3
-    training = json.loads(json.dumps(load_spec(ADAPTER, build=False).resolved))["training"]
+    training = json.loads(json.dumps(read_spec(ADAPTER).resolved))["training"]
     released = Fidelity.from_section({"rte_epochs": "released"})
     assert [paper_epochs(training, task) for task in ("rte", "mrpc", "mnli")] == [20, 20, 3]
     assert [paper_epochs(training, task, released) for task in ("rte", "mrpc", "mnli")] == [3, 20, 3]

@@ -12,15 +12,15 @@ import math
 
 import pytest
 import torch
-from scipy import stats
-from scipy.linalg import hadamard
-
 from harness.invariants import run_invariant
 from harness.invariants.context import CheckContext
 from harness.model.backbone import build_t5
-from harness.model.checked import load_spec
 from impl.layers.fastfood import FastfoodBank, draw_fastfood
 from impl.registry import apply_method
+from scipy import stats
+from scipy.linalg import hadamard
+
+from harness.model.checked import read_buildable_spec
 from tests.conftest import SPEC_DIR
 
 
@@ -116,7 +116,7 @@ def test_released_z_gradient_is_the_exact_one_over_L_i_per_tensor(tiny_model_fil
 
 
 def test_released_prompt_is_iid_standard_normal_and_its_init_rule_holds():
-    loaded = load_spec(SPEC_DIR / "prompt_tuning_tokens.yaml", overrides=["fidelity.prompt_init=released"])
+    loaded = read_buildable_spec(SPEC_DIR / "prompt_tuning_tokens.yaml", overrides=["fidelity.prompt_init=released"])
     assert loaded.resolved["method"]["args"]["init_from"] == "random_normal"
     assert loaded.resolved["init"] == [
         {"params": "prompt_tuning_tokens.prompt", "distribution": "normal", "mean": 0.0, "std": 1.0}
@@ -128,7 +128,7 @@ def test_released_prompt_is_iid_standard_normal_and_its_init_rule_holds():
     embedding = model.get_input_embeddings().weight[: model.prompt_tuning_tokens.prompt.shape[0]]
     assert not torch.equal(model.prompt_tuning_tokens.prompt, embedding)
     assert run_invariant("init_distribution", context).ok
-    paper = load_spec(SPEC_DIR / "prompt_tuning_tokens.yaml")
+    paper = read_buildable_spec(SPEC_DIR / "prompt_tuning_tokens.yaml")
     paper_model = CheckContext(paper, paper.check_model_file).method_model(method_seed=5).model
     torch.testing.assert_close(paper_model.prompt_tuning_tokens.prompt,
                                paper_model.get_input_embeddings().weight[:100], rtol=0, atol=0)  # fmt: skip

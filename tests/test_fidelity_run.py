@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.backbone import build_t5
-from harness.model.checked import load_spec
 from harness.results.results_json import load_results
 from harness.spec.fidelity import BY_NAME, QUIRKS
 from harness.train.profiles import PROFILES
+
+from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from harness.model.checked import read_buildable_spec
 from harness.train.runner import RunContext, RunOptions, comparability, recipe_for
 from tests.conftest import SPEC_DIR
 
@@ -75,7 +75,7 @@ def test_eval_reads_the_recorded_fidelity_and_can_change_it(released_runs, capsy
 
 
 def paper_context(tmp_path: Path, spec: str, overrides: list[str]) -> RunContext:
-    loaded = load_spec(SPEC_DIR / f"{spec}.yaml", overrides=overrides)
+    loaded = read_buildable_spec(SPEC_DIR / f"{spec}.yaml", overrides=overrides)
     options = RunOptions(profile="paper", overrides=overrides)
     ctx = RunContext(loaded, loaded.model_file, PROFILES["paper"], options, tmp_path, None, "cpu", False)
     ctx.base_model = build_t5(loaded.model_file, device="meta")

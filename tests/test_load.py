@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness.errors import ModelError
+from harness.model.record import RECORD_FILE
 
 import harness
 import harness.model.checked
 from harness.cli import EXIT_OK, main
-from harness.errors import ModelError
-from harness.model.record import RECORD_FILE
 from tests.conftest import REPO, SPEC_DIR
 
 SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2", "--deepspeed", "none"]
@@ -166,7 +166,7 @@ def test_report_to_and_logging_steps_reach_the_trainer_and_change_no_number():
     from harness.train.batching import BatchPlan
     from harness.train.trainer import training_arguments
 
-    recipe = harness.model.checked.load_spec(SPEC_DIR / "compacter.yaml").spec.training
+    recipe = harness.model.checked.read_buildable_spec(SPEC_DIR / "compacter.yaml").spec.training
     plan = BatchPlan(recipe.batch_size, 1, recipe.gradient_accumulation_steps)
     default = training_arguments(Path("o"), recipe, plan, 1, 42, None, False, True)
     tracked = training_arguments(Path("o"), recipe, plan, 1, 42, None, False, True, report_to=["tensorboard"],

@@ -8,13 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import harness.train.checkpoint_eval as checkpoint_eval
 import pytest
 import torch
-
-import harness.train.checkpoint_eval as checkpoint_eval
 from harness.data.toy import toy_rows
 from harness.errors import ModelError
-from harness.model.checked import load_spec
 from harness.model.record import (
     ADAPTER_FILE,
     RECORD_FORMAT,
@@ -25,15 +23,17 @@ from harness.model.record import (
 )
 from harness.spec.fidelity import PAPER
 from harness.spec.model_choice import load_model_file
-from tests.conftest import SPEC_DIR
 from tests.test_data import randperm
+
+from harness.spec.loader import read_spec
+from tests.conftest import SPEC_DIR
 
 T5_TINY = load_model_file(SPEC_DIR / "models" / "t5_tiny.yaml")
 
 
 def record(**data) -> CheckpointRecord:
     """A smoke compacter checkpoint's record; `data` changes its DataRecord fields."""
-    resolved = load_spec(SPEC_DIR / "compacter.yaml", build=False).resolved
+    resolved = read_spec(SPEC_DIR / "compacter.yaml").resolved
     fields = {
         "task": "rte", "origin": "smoke", "data_dir": None, "prefix_task_name": False, "data_seed": 42,
         "fidelity": PAPER.to_json(), "max_train_samples": None, "source_length": 48, "generation_max_length": 4,

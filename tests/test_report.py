@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.model.checked import load_spec
 from harness.results.report import PLOT_NAME, REPORT_NAME, fmt_bytes, fmt_seconds, run_labels
 from harness.results.results_json import load_results
-from harness.spec.loader import default_spec_dir
+
+from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from harness.spec.loader import default_spec_dir, read_spec
 from tests.results_helpers import example_results
 
 GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -25,7 +24,7 @@ MATPLOTLIB = ("matplotlib", "matplotlib.figure", "matplotlib.ticker", "matplotli
 
 @pytest.fixture(scope="module")
 def adapter() -> dict[str, Any]:
-    return json.loads(json.dumps(load_spec(default_spec_dir() / "adapter.yaml", build=False).resolved))
+    return json.loads(json.dumps(read_spec(default_spec_dir() / "adapter.yaml").resolved))
 
 
 @pytest.fixture

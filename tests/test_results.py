@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.errors import ResultsError
-from harness.model.checked import load_spec
 from harness.results.regression import compare
 from harness.results.results_json import load_results, spec_hash, validate_results
-from harness.spec.loader import default_spec_dir
+
+from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from harness.spec.loader import default_spec_dir, read_spec
 from tests.results_helpers import example_results
 
 GLUE = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte")
@@ -30,7 +29,7 @@ T5_BASE = 222_882_048
 @pytest.fixture(scope="module")
 def adapter() -> dict[str, Any]:
     """spec/adapter.yaml resolved: published GLUE average 85.78 ± 1.0, 0.83 % trainable."""
-    return json.loads(json.dumps(load_spec(default_spec_dir() / "adapter.yaml", build=False).resolved))
+    return json.loads(json.dumps(read_spec(default_spec_dir() / "adapter.yaml").resolved))
 
 
 def glue(*averages: float) -> dict[str, float]:
@@ -186,6 +185,7 @@ def test_trainable_percent_passes_only_when_it_rounds_to_the_printed_digits(adap
 
 def test_the_task_score_is_the_mean_over_seeds():
     from harness.results.results_json import Run
+
     from harness.train.runner import mean_scores
 
     # three seeds: accuracy 60, 70, 95 -> 225 / 3 = 75; f1 50, 50, 80 -> 60; average (accuracy + f1) / 2 by seed

@@ -7,15 +7,15 @@ import os
 import signal
 from pathlib import Path
 
+import harness.train.trainer
 import pytest
 import torch
+from harness.results.results_json import load_results
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 import harness.train.runner
-import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
@@ -168,11 +168,12 @@ def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys)
     ids=["raised-to-the-smoke-floor", "a-user-override-is-kept"],
 )
 def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp_path, overrides, expected):
-    from harness.model.checked import load_spec
     from harness.train.profiles import PROFILES
+
+    from harness.model.checked import read_buildable_spec
     from harness.train.runner import RunContext, RunOptions, recipe_for
 
-    loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
+    loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
     options = RunOptions(overrides=overrides)
     ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
@@ -225,16 +226,17 @@ def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(t
     ids=["batch", "warm-up", "length", "accumulation", "dropout", "epochs"],
 )
 def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, field, expected):
-    from harness.model.checked import load_spec
     from harness.train.profiles import PROFILES
+
+    from harness.model.checked import read_buildable_spec
     from harness.train.runner import RunContext, RunOptions, recipe_for
 
-    loaded = load_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
+    loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     options = RunOptions(overrides=overrides)
     ctx = RunContext(loaded, loaded.check_model_file, PROFILES["smoke"], options, tmp_path, None, "cpu", False)
     recipe, epochs = recipe_for(ctx, "sst2")  # sst2: not in the spec's per-task epochs
     assert (epochs if field == "epochs" else getattr(recipe, field)) == expected
-    plain = load_spec(SPEC_DIR / "adapter.yaml")
+    plain = read_buildable_spec(SPEC_DIR / "adapter.yaml")
     untouched = RunContext(plain, plain.check_model_file, PROFILES["smoke"], RunOptions(), tmp_path, None, "cpu", False)
     assert recipe_for(untouched, "sst2")[0].batch_size == 16 and recipe_for(untouched, "sst2")[1] == 10
 

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from harness.cli import options
 from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from harness.errors import OptionError, SpecError
-from harness.model.checked import argument_error_line, load_spec, validate_paths
-from harness.spec.loader import default_spec_dir, spec_files
+
+from harness.cli import options
+from harness.model.checked import argument_error_line, read_buildable_spec, validate_paths
+from harness.spec.loader import default_spec_dir, read_spec, spec_files
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -37,8 +37,6 @@ def recipe_errors(paths: list[Path]) -> list[str]:
     """What the recipe of each valid spec cannot do, found now rather than when a run starts: a global batch
     (training.batch_size) that training.gradient_accumulation_steps does not split into equal micro-batches.
     (A run refuses it too, over its processes as well: `harness.train.batching.BatchPlan`.)"""
-    from harness.spec.loader import read_spec
-
     errors = []
     for path in paths:
         try:
@@ -62,7 +60,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
         return print_budget_table(args.spec_dir, args.model, args.json)
     if args.spec is None:
         raise OptionError(["budget: pass a SPEC, or --all for every spec (`python -m harness budget --help`)"])
-    loaded = load_spec(args.spec, model=args.model, overrides=args.set or [])
+    loaded = read_buildable_spec(args.spec, model=args.model, overrides=args.set or [])
     report = count_budget(loaded)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
@@ -98,7 +96,7 @@ def budgets_on(spec_dir: Path | None, model: str | None) -> dict[str, dict]:
     table = {}
     for path in paths:
         try:
-            table[path.stem] = count_budget(load_spec(path, model=model)).to_json()
+            table[path.stem] = count_budget(read_buildable_spec(path, model=model)).to_json()
         except SpecError as error:
             table[path.stem] = {"applies": False, "errors": error.errors}
     return table
@@ -131,11 +129,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from impl.registry import MethodArgumentError
 
     load_settings("check")
-    loaded = load_spec(args.spec, overrides=args.set or [], build=args.model is None)
+    read = read_spec if args.model else read_buildable_spec  # --model: built below, on that model alone
+    loaded = read(args.spec, overrides=args.set or [])
     check_model = loaded.check_model_file
     if args.model:  # the invariants on another model; `budget` still counts on the spec's own
-        from harness.model.checked import check_built
         from harness.spec.model_choice import resolve_model
+
+        from harness.model.checked import check_built
 
         check_model = resolve_model(loaded.path, args.model)
         errors = check_built(loaded.path, loaded.spec, check_model, loaded.resolved["method"]["args"])
@@ -180,7 +180,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
     specs = {}
     for path in spec_files(args.spec_dir):
         try:
-            specs[path.stem] = load_spec(path, build=False)
+            specs[path.stem] = read_spec(path)
         except SpecError as error:
             specs[path.stem] = error
     if args.json:
@@ -223,7 +223,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    loaded = load_spec(args.spec, model=args.model, build=args.model is not None)
+    read = read_spec if args.model is None else read_buildable_spec  # the model it would run on: built on it
+    loaded = read(args.spec, model=args.model)
     shown = loaded.resolved
     if args.model is not None:  # the model it would run on, resolved: name, family, weights, architecture
         model = loaded.model_file

@@ -1,6 +1,6 @@
-"""A spec loaded and checked against what it builds: `read_spec`'s checks, then the method built on the meta
-device (argument/model mismatches, trainable and init globs that match nothing). torch loads only when a
-spec is valid as data, so a schema error is reported without it."""
+"""A spec read and shown buildable: `read_spec`'s checks, then the method built on the meta device
+(argument/model mismatches, trainable and init globs that match nothing). torch loads only when a spec is
+valid as data, so a schema error is reported without it."""
 
 from __future__ import annotations
 
@@ -8,24 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-from harness.spec.loader import LoadedSpec, read_spec
 from harness.spec.model_files import ModelFile
 from harness.spec.schema import Spec
 
+from harness.spec.loader import LoadedSpec, read_spec
 
-def load_spec(
-    path: str | Path, model: str | None = None, build: bool = True, overrides: list[str] | None = None
-) -> LoadedSpec:
-    """`read_spec`, then (with `build`) the method built on the spec's model and on its check model, or only
-    on `model` when one is given (`--model`: a budget or check on it needs nothing of the others)."""
+
+def read_buildable_spec(path: str | Path, model: str | None = None, overrides: list[str] | None = None) -> LoadedSpec:
+    """`read_spec`, then the method built on the spec's model and on its check model, or only on `model` when
+    one is given (`--model`: a budget or check on it needs nothing of the others); a SpecError with what fails."""
     loaded = read_spec(path, model=model, overrides=overrides)
-    if build:
-        arguments = loaded.resolved["method"]["args"]
-        errors = check_built(loaded.path, loaded.spec, loaded.model_file, arguments)
-        if not errors and model is None and loaded.check_model_file != loaded.model_file:
-            errors += check_built(loaded.path, loaded.spec, loaded.check_model_file, arguments, key="check_model")
-        if errors:
-            raise SpecError(errors)
+    arguments = loaded.resolved["method"]["args"]
+    errors = check_built(loaded.path, loaded.spec, loaded.model_file, arguments)
+    if not errors and model is None and loaded.check_model_file != loaded.model_file:
+        errors += check_built(loaded.path, loaded.spec, loaded.check_model_file, arguments, key="check_model")
+    if errors:
+        raise SpecError(errors)
     return loaded
 
 
@@ -68,7 +66,7 @@ def validate_paths(paths: list[Path]) -> list[str]:
     errors = []
     for path in paths:
         try:
-            load_spec(path)
+            read_buildable_spec(path)
         except SpecError as error:
             errors += error.errors
     return errors

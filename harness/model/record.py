@@ -101,8 +101,8 @@ def read_record(folder: Path) -> CheckpointRecord:
     the method and its arguments, the task, the fidelity's quirk names, the data folder of a `files` run, and
     a model no larger than `MAX_LOAD_PARAMETERS`. Nothing is built here."""
     from harness.inputs import read_json, regular_file
-    from harness.spec.loader import arguments_model
     from harness.spec.reading import pydantic_errors
+    from harness.spec.validation import arguments_model
     from impl.registry import UnknownMethodError, get
 
     path = folder / RECORD_FILE

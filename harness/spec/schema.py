@@ -1,7 +1,8 @@
 """The spec schema: what every `spec/<method>.yaml` must state, strictly (unknown keys are errors).
 
-Only the shape of the data lives here; checks that need the method registry, the model file or a built
-model (method arguments, globs, invariant names) live in `harness.spec.loader`.
+Only the shape of the data lives here; checks that need the method registry or the model files (method
+arguments, invariant names) live in `harness.spec.validation`, those that need a built model (globs) in
+`harness.model.checked`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Paper(Strict):
 
 
 class MethodRef(Strict):
-    name: str  # a registry key; checked against the registry by harness.spec.loader
+    name: str  # a registry key; checked against the registry by harness.spec.validation
     args: dict[str, Any] = Field(default_factory=dict)  # checked against the builder's signature
 
 

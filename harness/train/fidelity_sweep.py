@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-from harness.model.checked import load_spec
 from harness.spec.fidelity import QUIRKS
+
+from harness.spec.loader import read_spec
 
 log = logging.getLogger("harness.fidelity")
 
 
 def epochs_fixed(options) -> str | None:
     """Why the epochs are not the recipe's (so `rte_epochs` changes nothing), or None."""
-    from harness.spec.loader import override_key
     from harness.train.profiles import PROFILES
+
+    from harness.spec.loader import override_key
 
     if options.epochs is not None:
         return "--epochs sets every task's epochs"
@@ -59,16 +61,17 @@ def settings(method: str, options, tasks: list[str]) -> list[tuple[str, list[str
 def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     """Every setting, one run each; (a summary line, the sweep's folder)."""
     from harness.results.comparability import is_fidelity_override
-    from harness.spec.loader import override_key
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
+
+    from harness.spec.loader import override_key
     from harness.train.runner import check_options, chosen_tasks, profile_of, run_single
 
     if any(is_fidelity_override(override_key(o)) for o in options.overrides):
         raise SpecError(["--sweep-fidelity: sets the fidelity of every run itself; drop --fidelity and "
                          "--set fidelity.…"])  # fmt: skip
     profile = profile_of(options)
-    loaded = load_spec(spec_path, build=False, overrides=options.overrides)
+    loaded = read_spec(spec_path, overrides=options.overrides)
     tasks = chosen_tasks(options, profile, loaded)
     check_options(options, tasks)
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-fidelity")

@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from harness.errors import OutputDirError, SpecError
 from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
-from harness.model.checked import argument_error_line, check_built, load_spec
 from harness.model.record import ADAPTER_FILE, RECORD_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
 from harness.results.comparability import paper_epochs
 from harness.results.record import (
@@ -40,7 +38,6 @@ from harness.results.record import (
     with_regression,
 )
 from harness.spec.fidelity import PAPER, Fidelity
-from harness.spec.loader import LoadedSpec, override_key
 from harness.spec.model_choice import resolve_model
 from harness.spec.model_files import ModelFile
 from harness.train.batching import BatchPlan, steps_per_epoch
@@ -62,6 +59,9 @@ from harness.train.trainer import (
     world_size,
 )
 from impl.registry import MethodArgumentError
+
+from harness.model.checked import argument_error_line, check_built
+from harness.spec.loader import LoadedSpec, override_key, read_spec
 
 log = logging.getLogger("harness.run")
 
@@ -311,9 +311,8 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
 def resumable_checkpoint(folder: Path) -> str | None:
     """The last checkpoint in `folder`, verified against its manifest (SpecError, one line, if it is not the
     harness's own, complete and unchanged); None if there is none."""
-    from transformers.trainer_utils import get_last_checkpoint
-
     from harness.train.checkpoint import check_resumable, verify
+    from transformers.trainer_utils import get_last_checkpoint
 
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise OutputDirError([f"{folder}: --resume: refused: not a folder the harness wrote (a link or a file)"])
@@ -409,7 +408,7 @@ def run_single(spec_path: Path, options: RunOptions) -> tuple[dict[str, Any], Pa
     profile = profile_of(options)
     if options.data_dir is not None:  # recorded in every checkpoint: `eval` from another folder reads the same data
         options = dataclasses.replace(options, data_dir=options.data_dir.resolve())
-    loaded = load_spec(spec_path, overrides=options.overrides, build=False)
+    loaded = read_spec(spec_path, overrides=options.overrides)
     # smoke: the spec's tiny check model (AdapterDrop: 12 + 12 blocks); paper: the spec's model
     default_model = loaded.check_model_file.name if profile.name == "smoke" else loaded.spec.model
     model_file = resolve_model(loaded.path, options.model or default_model)

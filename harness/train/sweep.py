@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-from harness.model.checked import load_spec
+
+from harness.spec.loader import read_spec
 
 log = logging.getLogger("harness.sweep")
 GRID = {"reduction_factor": (32, 16, 8), "n": (4, 8, 12)}
@@ -27,7 +28,7 @@ def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
     """The grid over the arguments the spec's method accepts."""
     from impl.registry import get
 
-    loaded = load_spec(spec_path, build=False, overrides=overrides)
+    loaded = read_spec(spec_path, overrides=overrides)
     accepted = get(loaded.spec.method.name).parameters()
     axes = {name: values for name, values in GRID.items() if name in accepted}
     if not axes:
@@ -39,6 +40,7 @@ def sweep(spec_path: Path, options) -> tuple[str, Path]:
     """Every grid point the model can take, one run each; (a summary line, the sweep's folder)."""
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
+
     from harness.train.runner import check_inputs_outside, check_options, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
