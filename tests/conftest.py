@@ -15,13 +15,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # else accelerate warns (warnings are errors here)
 
 import pytest
+
 from harness.invariants import CheckContext
 from harness.invariants.hypothesis_settings import load_settings
-from harness.spec.model_choice import load_model_file
-from harness.spec.model_files import ModelFile, T5Architecture
-
 from harness.model.checked import read_buildable_spec
 from harness.spec.loader import spec_files
+from harness.spec.model_choice import load_model_file
+from harness.spec.model_files import ModelFile, T5Architecture
 
 load_settings("dev")  # HYPOTHESIS_PROFILE=ci (tox) selects the deterministic settings
 

@@ -9,12 +9,12 @@ T5 v1.0 layer norms: 2 per encoder block, 3 per decoder block, 2 final.
 from __future__ import annotations
 
 import pytest
+
 from harness.model.budget import count_budget, percent_matches
 from harness.model.build import build_method_model
-from harness.spec.model_choice import load_model_file
-
 from harness.model.checked import read_buildable_spec
 from harness.spec.loader import read_spec
+from harness.spec.model_choice import load_model_file
 from tests.conftest import SPEC_DIR
 
 

@@ -9,18 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from harness.train.runner import RunContext, RunOptions, comparability
+
+from harness.cli import EXIT_OK, main
 from harness.errors import ResultsError
 from harness.model.backbone import build_t5
+from harness.model.checked import read_buildable_spec
 from harness.results.comparability import differences, paper_epochs
 from harness.results.regression import compare, with_regression
 from harness.results.results_json import validate_results
 from harness.spec.fidelity import Fidelity
-from harness.train.profiles import PROFILES
-
-from harness.cli import EXIT_OK, main
-from harness.model.checked import read_buildable_spec
 from harness.spec.loader import default_spec_dir, read_spec
-from harness.train.runner import RunContext, RunOptions, comparability
+from harness.train.profiles import PROFILES
 from tests.results_helpers import example_results
 
 ADAPTER = default_spec_dir() / "adapter.yaml"

@@ -12,15 +12,15 @@ import math
 
 import pytest
 import torch
-from harness.invariants import run_invariant
-from harness.invariants.context import CheckContext
-from harness.model.backbone import build_t5
-from impl.layers.fastfood import FastfoodBank, draw_fastfood
-from impl.registry import apply_method
 from scipy import stats
 from scipy.linalg import hadamard
 
+from harness.invariants import run_invariant
+from harness.invariants.context import CheckContext
+from harness.model.backbone import build_t5
 from harness.model.checked import read_buildable_spec
+from impl.layers.fastfood import FastfoodBank, draw_fastfood
+from impl.registry import apply_method
 from tests.conftest import SPEC_DIR
 
 

@@ -8,14 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from harness.train.runner import RunContext, RunOptions, comparability, recipe_for
+
+from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.backbone import build_t5
+from harness.model.checked import read_buildable_spec
 from harness.results.results_json import load_results
 from harness.spec.fidelity import BY_NAME, QUIRKS
 from harness.train.profiles import PROFILES
-
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.model.checked import read_buildable_spec
-from harness.train.runner import RunContext, RunOptions, comparability, recipe_for
 from tests.conftest import SPEC_DIR
 
 METHODS = sorted(path.stem for path in SPEC_DIR.glob("*.yaml"))

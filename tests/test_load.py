@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from harness.errors import ModelError
-from harness.model.record import RECORD_FILE
 
 import harness
 import harness.model.checked
 from harness.cli import EXIT_OK, main
+from harness.errors import ModelError
+from harness.model.record import RECORD_FILE
 from tests.conftest import REPO, SPEC_DIR
 
 SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2", "--deepspeed", "none"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import harness.train.checkpoint_eval as checkpoint_eval
 import pytest
 import torch
+
+import harness.train.checkpoint_eval as checkpoint_eval
 from harness.data.toy import toy_rows
 from harness.errors import ModelError
 from harness.model.record import (
@@ -22,11 +23,10 @@ from harness.model.record import (
     write_record,
 )
 from harness.spec.fidelity import PAPER
-from harness.spec.model_choice import load_model_file
-from tests.test_data import randperm
-
 from harness.spec.loader import read_spec
+from harness.spec.model_choice import load_model_file
 from tests.conftest import SPEC_DIR
+from tests.test_data import randperm
 
 T5_TINY = load_model_file(SPEC_DIR / "models" / "t5_tiny.yaml")
 

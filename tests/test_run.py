@@ -7,15 +7,15 @@ import os
 import signal
 from pathlib import Path
 
-import harness.train.trainer
+import harness.train.runner
 import pytest
 import torch
-from harness.results.results_json import load_results
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-import harness.train.runner
+import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
@@ -168,10 +168,10 @@ def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys)
     ids=["raised-to-the-smoke-floor", "a-user-override-is-kept"],
 )
 def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp_path, overrides, expected):
-    from harness.train.profiles import PROFILES
+    from harness.train.runner import RunContext, RunOptions, recipe_for
 
     from harness.model.checked import read_buildable_spec
-    from harness.train.runner import RunContext, RunOptions, recipe_for
+    from harness.train.profiles import PROFILES
 
     loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
@@ -226,10 +226,10 @@ def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(t
     ids=["batch", "warm-up", "length", "accumulation", "dropout", "epochs"],
 )
 def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, field, expected):
-    from harness.train.profiles import PROFILES
+    from harness.train.runner import RunContext, RunOptions, recipe_for
 
     from harness.model.checked import read_buildable_spec
-    from harness.train.runner import RunContext, RunOptions, recipe_for
+    from harness.train.profiles import PROFILES
 
     loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     options = RunOptions(overrides=overrides)

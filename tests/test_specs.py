@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from harness.invariants import INVARIANTS, run_invariant
-from harness.spec.model_choice import load_model_file
-from impl.registry import names as method_names
 
+from harness.invariants import INVARIANTS, run_invariant
 from harness.model.checked import read_buildable_spec
 from harness.spec.loader import read_spec
+from harness.spec.model_choice import load_model_file
+from impl.registry import names as method_names
 from tests.conftest import FAMILIES, SPEC_DIR, SPEC_FILES, in_family
 
 PAIRS = [(path.stem, name) for path in SPEC_FILES for name in read_spec(path).spec.invariants]

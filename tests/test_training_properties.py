@@ -13,14 +13,14 @@ import random
 import types
 from pathlib import Path
 
+import harness.train.runner
 import numpy as np
 import pytest
 import torch
-from harness.results.results_json import load_results
 from safetensors.torch import load_file
 
-import harness.train.runner
 from harness.cli import EXIT_OK, main
+from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = SPEC_DIR / "compacter_pp.yaml"
@@ -255,10 +255,10 @@ def test_each_rank_resumes_its_own_random_state(tmp_path):
 )
 def test_the_epochs_each_task_trains(tmp_path, profile, task, options, overrides, expected):
     """Epochs per task: --epochs, then --set training.epochs…, then the profile's, then the paper's per-task rule."""
-    from harness.train.profiles import PROFILES
+    from harness.train.runner import RunContext, RunOptions, recipe_for
 
     from harness.model.checked import read_buildable_spec
-    from harness.train.runner import RunContext, RunOptions, recipe_for
+    from harness.train.profiles import PROFILES
 
     loaded = read_buildable_spec(SPEC, overrides=overrides)
     model = loaded.check_model_file if profile == "smoke" else loaded.model_file

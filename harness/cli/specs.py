@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from harness.errors import OptionError, SpecError
 
 from harness.cli import options
+from harness.cli.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from harness.errors import OptionError, SpecError
 from harness.model.checked import argument_error_line, read_buildable_spec, validate_paths
 from harness.spec.loader import default_spec_dir, read_spec, spec_files
 
@@ -133,9 +133,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     loaded = read(args.spec, overrides=args.set or [])
     check_model = loaded.check_model_file
     if args.model:  # the invariants on another model; `budget` still counts on the spec's own
-        from harness.spec.model_choice import resolve_model
-
         from harness.model.checked import check_built
+        from harness.spec.model_choice import resolve_model
 
         check_model = resolve_model(loaded.path, args.model)
         errors = check_built(loaded.path, loaded.spec, check_model, loaded.resolved["method"]["args"])

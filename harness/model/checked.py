@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
+from harness.spec.loader import LoadedSpec, read_spec
 from harness.spec.model_files import ModelFile
 from harness.spec.schema import Spec
-
-from harness.spec.loader import LoadedSpec, read_spec
 
 
 def read_buildable_spec(path: str | Path, model: str | None = None, overrides: list[str] | None = None) -> LoadedSpec:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from harness.errors import SpecError, did_you_mean
 from harness.spec.model_files import ModelFile
 from harness.spec.reading import MAX_NESTING, SpecLoader, nesting_depth, read_yaml

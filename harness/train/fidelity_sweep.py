@@ -20,7 +20,6 @@ from typing import Any
 
 from harness.errors import SpecError
 from harness.spec.fidelity import QUIRKS
-
 from harness.spec.loader import read_spec
 
 log = logging.getLogger("harness.fidelity")
@@ -28,9 +27,8 @@ log = logging.getLogger("harness.fidelity")
 
 def epochs_fixed(options) -> str | None:
     """Why the epochs are not the recipe's (so `rte_epochs` changes nothing), or None."""
-    from harness.train.profiles import PROFILES
-
     from harness.spec.loader import override_key
+    from harness.train.profiles import PROFILES
 
     if options.epochs is not None:
         return "--epochs sets every task's epochs"
@@ -61,10 +59,9 @@ def settings(method: str, options, tasks: list[str]) -> list[tuple[str, list[str
 def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     """Every setting, one run each; (a summary line, the sweep's folder)."""
     from harness.results.comparability import is_fidelity_override
+    from harness.spec.loader import override_key
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-
-    from harness.spec.loader import override_key
     from harness.train.runner import check_options, chosen_tasks, profile_of, run_single
 
     if any(is_fidelity_override(override_key(o)) for o in options.overrides):

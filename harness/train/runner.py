@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from harness.errors import OutputDirError, SpecError
 from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
+from harness.model.checked import argument_error_line, check_built
 from harness.model.record import ADAPTER_FILE, RECORD_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
 from harness.results.comparability import paper_epochs
 from harness.results.record import (
@@ -38,6 +40,7 @@ from harness.results.record import (
     with_regression,
 )
 from harness.spec.fidelity import PAPER, Fidelity
+from harness.spec.loader import LoadedSpec, override_key, read_spec
 from harness.spec.model_choice import resolve_model
 from harness.spec.model_files import ModelFile
 from harness.train.batching import BatchPlan, steps_per_epoch
@@ -59,9 +62,6 @@ from harness.train.trainer import (
     world_size,
 )
 from impl.registry import MethodArgumentError
-
-from harness.model.checked import argument_error_line, check_built
-from harness.spec.loader import LoadedSpec, override_key, read_spec
 
 log = logging.getLogger("harness.run")
 
@@ -311,8 +311,9 @@ def epoch_history(log_history: list[dict]) -> list[dict]:
 def resumable_checkpoint(folder: Path) -> str | None:
     """The last checkpoint in `folder`, verified against its manifest (SpecError, one line, if it is not the
     harness's own, complete and unchanged); None if there is none."""
-    from harness.train.checkpoint import check_resumable, verify
     from transformers.trainer_utils import get_last_checkpoint
+
+    from harness.train.checkpoint import check_resumable, verify
 
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise OutputDirError([f"{folder}: --resume: refused: not a folder the harness wrote (a link or a file)"])

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import SpecError
-
 from harness.spec.loader import read_spec
 
 log = logging.getLogger("harness.sweep")
@@ -40,7 +39,6 @@ def sweep(spec_path: Path, options) -> tuple[str, Path]:
     """Every grid point the model can take, one run each; (a summary line, the sweep's folder)."""
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-
     from harness.train.runner import check_inputs_outside, check_options, run_single
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
