@@ -22,7 +22,7 @@ import yaml
 
 from harness.cli import EXIT_OK, main
 from harness.data.toy import toy_rows
-from harness.errors import SpecError
+from harness.errors import DataError, SpecError
 from harness.inputs import MAX_JSON_DEPTH
 from harness.limits import SEED_MAX
 from harness.spec.model_choice import load_model_file
@@ -374,7 +374,7 @@ def test_data_refuses_an_empty_split_with_the_line_run_refuses_it_with(tmp_path)
     data = load_task("rte", tmp_path)
     lines = []
     for check in (check_splits, run_check_splits):
-        with pytest.raises(SpecError) as refused:
+        with pytest.raises(DataError) as refused:
             check("rte", data)
         lines.append(refused.value.errors)
     assert lines[0] == lines[1]

@@ -232,15 +232,13 @@ def load_task(
 
 
 def check_splits(task: str, data: TaskData) -> None:
-    """Every split has examples after the paper's protocol, or one SpecError line: what `run` refuses
+    """Every split has examples after the paper's protocol, or one DataError line: what `run` refuses
     (`harness.train.runner.check_splits`, the same line: a test keeps them equal) `data` refuses too, rather
     than showing a split a run could not use."""
-    from harness.errors import SpecError
-
     empty = [split for split in SPLITS if not data.examples(split, 1)]
     if empty:
         sizes = ", ".join(f"{split} {n}" for split, n in data.sizes().items())
-        raise SpecError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
+        raise DataError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
                          f" empty after the paper's split rule ({sizes}); give the task more rows"])  # fmt: skip
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from harness.errors import OutputDirError, SpecError
+from harness.errors import DataError, ModelError, OutputDirError, SpecError
 from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
 from harness.model.checked import argument_error_line, check_built
 from harness.model.record import ADAPTER_FILE, RECORD_FILE, RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
@@ -334,8 +334,8 @@ def check_same_setting(ctx: RunContext, task: str, checkpoint: Path) -> None:
     expected = checkpoint_record(ctx, task, recipe, recipe.batch_size // recipe.gradient_accumulation_steps)
     try:
         found = read_record(checkpoint)
-    except SpecError as error:
-        raise SpecError(error.errors[:1]) from None
+    except ModelError as error:
+        raise ModelError(error.errors[:1]) from None
     mine, theirs = expected.model_dump(mode="json"), found.model_dump(mode="json")
     for key in ("method", "arguments", "trainable", "spec_hash", "model", "pretrained", "random_seed", "data"):
         path, a, b = first_difference(mine[key], theirs[key], key)
@@ -546,7 +546,7 @@ def check_splits(task: str, data) -> None:
     empty = [split for split in ("train", "validation", "test") if not data.examples(split, 1)]
     if empty:
         sizes = ", ".join(f"{split} {n}" for split, n in data.sizes().items())
-        raise SpecError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
+        raise DataError([f"{data.origin}: {task}: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'}"
                          f" empty after the paper's split rule ({sizes}); give the task more rows"])  # fmt: skip
 
 
