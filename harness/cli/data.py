@@ -7,7 +7,7 @@ import json
 
 from harness.cli import options
 from harness.cli.exits import EXIT_OK
-from harness.errors import SpecError
+from harness.errors import ModelError, OptionError
 from harness.limits import MAX_LENGTH, MAX_TRAIN_SAMPLES
 
 # the counts' ranges: what can be shown, sampled or cut (the spec's source_length has the same bound); one
@@ -27,18 +27,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     try:
         task = get_task(args.task)
     except ValueError as error:
-        raise SpecError([f"{args.task}: {error}"]) from None
+        raise OptionError([f"{args.task}: {error}"]) from None
     for option, value in (("--limit", args.limit), ("--train-size", args.train_size),
                           ("--source-length", args.source_length)):  # fmt: skip
         low, high = COUNT_BOUNDS[option]
         if value is not None and not low <= value <= high:
-            raise SpecError([f"{option}: {value} is not a valid count (expected {low}..{high:,})"])
+            raise OptionError([f"{option}: {value} is not a valid count (expected {low}..{high:,})"])
     from harness.spec.fidelity import PAPER, with_arguments
 
     try:  # read as `run` and `eval` read them (harness.spec.fidelity.parse_arguments)
         fidelity = with_arguments(PAPER, args.fidelity, args.mnli_split)
     except ValueError as error:
-        raise SpecError([f"--fidelity: {error}"]) from None
+        raise OptionError([f"--fidelity: {error}"]) from None
     data = load_task(
         task, args.data_dir, toy=args.toy, prefix_task_name=args.prefix_task_name, seed=args.seed,
         fidelity=fidelity, train_size=args.train_size,
@@ -87,13 +87,13 @@ def token_lengths(args: argparse.Namespace, data) -> dict:
 
     model = resolve_model(default_spec_dir() / "data", args.model, where="--model")
     if model.pretrained is None:
-        raise SpecError([f"--model: {model.name} is a random architecture with no tokenizer; pass a folder, "
-                         "a hub id or a model file with `pretrained:`"])  # fmt: skip
+        raise OptionError([f"--model: {model.name} is a random architecture with no tokenizer; pass a folder, "
+                           "a hub id or a model file with `pretrained:`"])  # fmt: skip
     try:
         tokenizer = load_tokenizer(model.pretrained)
     except (OSError, ValueError) as error:
         why = " ".join(str(error).split())
-        raise SpecError([f"--model: cannot load the tokenizer of {model.pretrained}: {why}"]) from None
+        raise ModelError([f"--model: cannot load the tokenizer of {model.pretrained}: {why}"]) from None
 
     def count(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
