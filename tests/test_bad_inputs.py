@@ -591,8 +591,8 @@ CLI_CASES = [
             "{tmp}/empty: --model: the folder holds no config.json"),
     CliCase("paper --pretrained lacking files", (*RUN, "--profile", "paper", "--pretrained", "{tmp}/empty",
                                                  "--data-dir", "{tmp}"),
-            "{tmp}/empty: --model: the folder lacks config.json, the weights (model.safetensors) and the tokenizer "
-            "(tokenizer.json or spiece.model)"),
+            "{tmp}/empty: --pretrained: the folder lacks config.json, the weights (model.safetensors) and the "
+            "tokenizer (tokenizer.json or spiece.model)"),
     CliCase("--report-to a missing package", (*RUN, "--report-to", "wandb"),  # not installed, or not logged in:
             "--report-to wandb: "),  # tests/test_bad_inputs_run.py pins each line with wandb absent or faked
     CliCase("--report-to unknown", (*RUN, "--report-to", "mlflow"),

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
-import harness.train.runner
+import harness.train.recipe
+import harness.train.seed_run
+import harness.train.spec_run
 from harness.cli import EXIT_OK, main
 from harness.errors import OutputDirError
 from harness.limits import SEED_MAX
@@ -554,14 +556,14 @@ def test_a_moved_run_resumes_from_its_own_folder(interrupted, tmp_path, monkeypa
         def on_train_begin(self, args, state, control, **kwargs):
             seen.append(state.best_model_checkpoint)  # as resumed, before any new epoch can change it
 
-    original = harness.train.runner.make_trainer
+    original = harness.train.seed_run.make_trainer
 
     def watching(*args, **kwargs):
         trainer = original(*args, **kwargs)
         trainer.add_callback(Watch())
         return trainer
 
-    monkeypatch.setattr(harness.train.runner, "make_trainer", watching)
+    monkeypatch.setattr(harness.train.seed_run, "make_trainer", watching)
     assert main(resume_argv(moved)) == EXIT_OK
     assert seen == [str(moved / "rte" / "seed42" / "checkpoint-3")]
     assert (moved / "results.json").is_file()
@@ -576,9 +578,9 @@ def test_a_relative_data_dir_is_recorded_resolved(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(harness.train.runner, "run_context", stop)
+    monkeypatch.setattr(harness.train.spec_run, "run_tasks", stop)
     with pytest.raises(KeyboardInterrupt):
         main(run_argv(tmp_path, "--data-dir", "data"))
     ctx = seen["ctx"]
-    record = harness.train.runner.checkpoint_record(ctx, "rte", harness.train.runner.recipe_for(ctx, "rte")[0], 8)
+    record = harness.train.recipe.checkpoint_record(ctx, "rte", harness.train.recipe.recipe_for(ctx, "rte")[0], 8)
     assert record.data.data_dir == str(tmp_path.resolve() / "data")

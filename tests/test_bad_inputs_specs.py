@@ -22,7 +22,7 @@ import yaml
 
 from harness.cli import EXIT_OK, main
 from harness.data.toy import toy_rows
-from harness.errors import DataError, SpecError
+from harness.errors import OptionError, SpecError
 from harness.inputs import MAX_JSON_DEPTH
 from harness.limits import SEED_MAX
 from harness.spec.model_choice import load_model_file
@@ -363,21 +363,15 @@ def test_a_hostile_data_folder_is_one_line_and_nothing_changes(tmp_path, capsys,
     assert line.startswith(expected.format(dir=folder, root=tmp_path)), line
 
 
-def test_data_refuses_an_empty_split_with_the_line_run_refuses_it_with(tmp_path):
-    from harness.data.protocol import check_splits, load_task
-    from harness.train.runner import check_splits as run_check_splits
-
+def test_data_refuses_an_empty_split_with_the_line_run_refuses_it_with(tmp_path, capsys):
     folder = tmp_path / "rte"
     folder.mkdir()
     (folder / "train.jsonl").write_text(jsonl(TRAIN), encoding="utf-8")
     (folder / "validation.jsonl").write_text(jsonl(VALIDATION[:1]), encoding="utf-8")
-    data = load_task("rte", tmp_path)
-    lines = []
-    for check in (check_splits, run_check_splits):
-        with pytest.raises(DataError) as refused:
-            check("rte", data)
-        lines.append(refused.value.errors)
-    assert lines[0] == lines[1]
+    data = one_line_unchanged(capsys, [tmp_path], "data", "rte", "--data-dir", tmp_path)
+    run = one_line_unchanged(capsys, [tmp_path], "run", SPEC, "--tasks", "rte", "--data-dir", tmp_path,
+                             "--deepspeed", "none", "--output-dir", tmp_path / "o")  # fmt: skip
+    assert data == run and "split is empty after the paper's split rule" in run
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -452,40 +446,39 @@ def test_run_data_and_eval_read_fidelity_values_with_one_parser(tmp_path, capsys
     for value in ("said_backward=", "relesed", "mnli_splt=released", "mnli_split=yes"):
         data = one_line(capsys, "data", "rte", "--toy", "--fidelity", value)
         run = one_line(capsys, "run", SPEC, "--deepspeed", "none", "--output-dir", tmp_path / "o", "--fidelity", value)
-        with pytest.raises(SpecError) as refused:
+        with pytest.raises(OptionError) as refused:
             recorded_fidelity(SimpleNamespace(data=SimpleNamespace(fidelity={})), [value])
         assert data == run == refused.value.errors[0], value
     assert not (tmp_path / "o").exists()
 
 
 def test_mnli_split_after_fidelity_means_the_same_in_run_and_data(capsys):
-    from harness.cli.run import fidelity_overrides
-    from harness.spec.fidelity import PAPER, with_arguments
+    from harness.spec.fidelity import PAPER, parse_arguments, with_arguments
 
     argv = ["data", "mnli", "--toy", "--limit", "0", "--json", "--fidelity", "released", "--mnli-split", "paper"]
     assert main(argv) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     assert report["protocol"]["validation"]["from"] == "train"  # the paper's 1,000 held-out training rows
     assert report["fidelity"]["mnli_split"] == "paper" and report["fidelity"]["mnli_format"] == "released"
-    run = fidelity_overrides(SimpleNamespace(fidelity=["released"], mnli_split="paper"))
-    assert run == ["fidelity.preset=released", "fidelity.mnli_split=paper"]
+    run = parse_arguments(["released"], "paper")  # what `run` passes down: the spec's `fidelity:` takes it in order
+    assert run == [("preset", "released"), ("mnli_split", "paper")]
     assert with_arguments(PAPER, ["released"], "paper").positions["mnli_split"] == "paper"
-    assert fidelity_overrides(SimpleNamespace(fidelity=None, mnli_split=None)) == []  # default: as is
+    assert parse_arguments(None, None) == []  # default: as is
 
 
 def test_sweep_fidelity_checks_every_setting_before_writing(tmp_path, capsys, monkeypatch):
-    import harness.train.runner
+    import harness.train.spec_run
 
     checked = []
 
-    def run_single(spec_path, options):
+    def run_spec(spec_path, options):
         assert options.check_only, "a setting ran before every setting was checked"
-        checked.append(options.overrides)
-        if "fidelity.task_prefix=released" in options.overrides:  # the last setting of COPA for compacter_pp
+        checked.append(options.fidelity)
+        if ("task_prefix", "released") in options.fidelity:  # the last setting of COPA for compacter_pp
             raise SpecError(["refused: the last setting"])
-        return {}, options.output_dir
+        return None, options.output_dir
 
-    monkeypatch.setattr(harness.train.runner, "run_single", run_single)
+    monkeypatch.setattr(harness.train.spec_run, "run_spec", run_spec)
     output_dir = tmp_path / "sweep"
     line = one_line_unchanged(capsys, [tmp_path], "run", SPEC, "--tasks", "copa", "--sweep-fidelity",
                               "--deepspeed", "none", "--output-dir", output_dir)  # fmt: skip

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 import harness.train.evaluation
-import harness.train.runner
+import harness.train.seed_run
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.errors import OutputDirError
 from harness.train.checkpoint import MANIFEST, seal, verify
@@ -52,7 +52,7 @@ def one_line(code: int, err: str, expected: int = EXIT_BAD_INPUT) -> str:
 
 def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
     """A run that receives SIGTERM during global step `step`."""
-    original = harness.train.runner.make_trainer
+    original = harness.train.seed_run.make_trainer
 
     def make_interrupted_trainer(*a, **kw):
         trainer = original(*a, **kw)
@@ -60,7 +60,7 @@ def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
         return trainer
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
+        patch.setattr(harness.train.seed_run, "make_trainer", make_interrupted_trainer)
         assert main(["run", SPEC, *SMALL, *args, "--output-dir", str(output_dir)]) == INTERRUPTED
 
 

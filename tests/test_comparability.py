@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from harness.train.runner import RunContext, RunOptions, comparability
 
 from harness.cli import EXIT_OK, main
 from harness.errors import ResultsError
@@ -20,7 +19,10 @@ from harness.results.regression import compare, with_regression
 from harness.results.results_json import validate_results
 from harness.spec.fidelity import Fidelity
 from harness.spec.loader import default_spec_dir, read_spec
+from harness.train.context import RunContext
 from harness.train.profiles import PROFILES
+from harness.train.run_options import RunOptions
+from harness.train.run_results import comparability
 from tests.results_helpers import example_results
 
 ADAPTER = default_spec_dir() / "adapter.yaml"
@@ -127,7 +129,7 @@ def paper_context(tmp_path: Path, **options) -> RunContext:
 
 def run_entry(ctx: RunContext, task: str, **changes) -> SimpleNamespace:
     """What comparability reads of a Run: its recorded recipe and training-set cut."""
-    from harness.train.runner import recipe_for
+    from harness.train.recipe import recipe_for
 
     recipe, epochs = recipe_for(ctx, task)
     record = {**recipe.model_dump(mode="json", exclude={"epochs"}), "epochs": epochs, **changes}

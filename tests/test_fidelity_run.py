@@ -8,14 +8,17 @@ import json
 from pathlib import Path
 
 import pytest
-from harness.train.runner import RunContext, RunOptions, comparability, recipe_for
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from harness.model.backbone import build_t5
 from harness.model.checked import read_buildable_spec
 from harness.results.results_json import load_results
 from harness.spec.fidelity import BY_NAME, QUIRKS
+from harness.train.context import RunContext
 from harness.train.profiles import PROFILES
+from harness.train.recipe import recipe_for
+from harness.train.run_options import RunOptions
+from harness.train.run_results import comparability
 from tests.conftest import SPEC_DIR
 
 METHODS = sorted(path.stem for path in SPEC_DIR.glob("*.yaml"))
@@ -170,7 +173,7 @@ def test_the_sweep_runs_rte_epochs_alone_only_where_the_recipe_chooses_the_epoch
         ("paper", ["rte", "mrpc"], ["rte", "mrpc"]), ("released", ["rte", "mrpc"], ["rte", "mrpc"]),
         ("rte_epochs", ["rte"], ["rte"]),
     ]  # fmt: skip
-    assert paper[2][1] == ["fidelity.preset=paper", "fidelity.rte_epochs=released"]
+    assert paper[2][1] == [("preset", "paper"), ("rte_epochs", "released")]
     for options in (RunOptions(profile="smoke"), RunOptions(profile="paper", epochs=3),
                     RunOptions(profile="paper", overrides=["training.epochs.default=2"])):  # fmt: skip
         assert [name for name, *_ in settings(spec, options, ["rte"])] == ["paper", "released"]

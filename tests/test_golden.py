@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.train import batching, runner
+from harness.train import batching, seed_run
 from tests.golden.golden import (
     EPOCHS,
     METHODS,
@@ -107,13 +107,13 @@ def test_a_loss_averaged_per_micro_batch_moves_the_golden_numbers(golden, measur
 def test_a_schedule_without_warm_up_moves_the_golden_numbers(golden, measured, monkeypatch):
     """The learning rate decays from the first step (the warm-up dropped): one line."""
     assert deviations("compacter", golden, measured("compacter")) == []
-    original = runner.training_arguments
+    original = seed_run.training_arguments
 
     def no_warm_up(*args, **kwargs):
         arguments = original(*args, **kwargs)
         arguments.warmup_steps = 0
         return arguments
 
-    monkeypatch.setattr(runner, "training_arguments", no_warm_up)
+    monkeypatch.setattr(seed_run, "training_arguments", no_warm_up)
     moved = deviations("compacter", golden, measure("compacter", seeds=(1,)))
     assert any("train_loss[1]" in line for line in moved), moved

@@ -26,10 +26,10 @@ TRAINED: dict = {}  # the model as the run left it (its best epoch restored), ke
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
-    import harness.train.runner
+    import harness.train.seed_run
 
     output_dir = tmp_path_factory.mktemp("load") / "out"
-    original = harness.train.runner.make_trainer
+    original = harness.train.seed_run.make_trainer
 
     def keeping(*args, **kwargs):
         trainer = original(*args, **kwargs)
@@ -37,7 +37,7 @@ def smoke_run(tmp_path_factory) -> Path:
         return trainer
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness.train.runner, "make_trainer", keeping)
+        patch.setattr(harness.train.seed_run, "make_trainer", keeping)
         assert main(["run", str(SPEC_DIR / "compacter.yaml"), *SMALL, "--output-dir", str(output_dir)]) == EXIT_OK
     return output_dir
 

@@ -247,7 +247,7 @@ def test_a_checkpoint_saved_by_transformers_5_is_read_as_untied(tmp_path):
     assert stored_lm_head(tmp_path / "flan") is True
     resolved = resolve_model(FULL, str(tmp_path / "flan"))
     assert resolved.architecture == model_file("t5_tiny_v1_1").architecture
-    model, tokenizer = load_pretrained(resolved)
+    model, tokenizer = load_pretrained(resolved, resolved.pretrained)
     assert model.lm_head.weight is not model.shared.weight and len(tokenizer) <= 300
     for name, tensor in saved.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name

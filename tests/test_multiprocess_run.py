@@ -88,13 +88,13 @@ def test_two_processes_train_as_one(one_by_sixteen, tmp_path, deepspeed):
 
 SIGNAL_ON_RANK_0 = """\
 import os, signal
-import harness.train.trainer as training
-_on_step_end = training.SignalCheckpoint.on_step_end
+import harness.train.signals as signals
+_on_step_end = signals.SignalCheckpoint.on_step_end
 def on_step_end(self, args, state, control, **kwargs):
     if state.global_step == 4 and os.environ.get("RANK") == "0":
         self.received = signal.SIGTERM  # a scheduler's signal that reached one process only
     return _on_step_end(self, args, state, control, **kwargs)
-training.SignalCheckpoint.on_step_end = on_step_end
+signals.SignalCheckpoint.on_step_end = on_step_end
 """
 
 

@@ -184,9 +184,8 @@ def test_trainable_percent_passes_only_when_it_rounds_to_the_printed_digits(adap
 
 
 def test_the_task_score_is_the_mean_over_seeds():
-    from harness.train.runner import mean_scores
-
     from harness.results.results_json import Run
+    from harness.train.run_results import mean_scores
 
     # three seeds: accuracy 60, 70, 95 -> 225 / 3 = 75; f1 50, 50, 80 -> 60; average (accuracy + f1) / 2 by seed
     runs = []

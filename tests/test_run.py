@@ -7,12 +7,12 @@ import os
 import signal
 from pathlib import Path
 
-import harness.train.runner
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
+import harness.train.seed_run
 import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.results.results_json import load_results
@@ -89,18 +89,18 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, caps
     assert run_cli(capsys, *keep, "--output-dir", str(straight))[0] == EXIT_OK
 
     interrupted = tmp_path / "interrupted"
-    original = harness.train.runner.make_trainer
+    original = harness.train.seed_run.make_trainer
 
     def make_interrupted_trainer(*args, **kwargs):
         trainer = original(*args, **kwargs)
         trainer.add_callback(InterruptAt(step=4))  # in the second epoch (3 steps per epoch)
         return trainer
 
-    monkeypatch.setattr(harness.train.runner, "make_trainer", make_interrupted_trainer)
+    monkeypatch.setattr(harness.train.seed_run, "make_trainer", make_interrupted_trainer)
     code, _, err = run_cli(capsys, *keep, "--output-dir", str(interrupted))
     assert code == 130 and "--resume" in err
     assert list((interrupted / "rte" / "seed42").glob("checkpoint-4"))
-    monkeypatch.setattr(harness.train.runner, "make_trainer", original)
+    monkeypatch.setattr(harness.train.seed_run, "make_trainer", original)
 
     code, _, _ = run_cli(capsys, *keep, "--output-dir", str(interrupted), "--resume")
     assert code == EXIT_OK
@@ -168,10 +168,11 @@ def test_a_method_the_model_cannot_take_is_one_line_and_exit_2(tmp_path, capsys)
     ids=["raised-to-the-smoke-floor", "a-user-override-is-kept"],
 )
 def test_smoke_recipe_raises_the_paper_learning_rate_unless_the_user_set_one(tmp_path, overrides, expected):
-    from harness.train.runner import RunContext, RunOptions, recipe_for
-
     from harness.model.checked import read_buildable_spec
+    from harness.train.context import RunContext
     from harness.train.profiles import PROFILES
+    from harness.train.recipe import recipe_for
+    from harness.train.run_options import RunOptions
 
     loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     assert loaded.spec.training.learning_rate == (3e-4 if not overrides else 1e-4)  # the spec's (or the user's)
@@ -226,10 +227,11 @@ def test_a_global_batch_that_does_not_split_is_one_line_and_nothing_is_written(t
     ids=["batch", "warm-up", "length", "accumulation", "dropout", "epochs"],
 )
 def test_what_the_user_sets_wins_over_the_smoke_profile(tmp_path, overrides, field, expected):
-    from harness.train.runner import RunContext, RunOptions, recipe_for
-
     from harness.model.checked import read_buildable_spec
+    from harness.train.context import RunContext
     from harness.train.profiles import PROFILES
+    from harness.train.recipe import recipe_for
+    from harness.train.run_options import RunOptions
 
     loaded = read_buildable_spec(SPEC_DIR / "adapter.yaml", overrides=overrides)
     options = RunOptions(overrides=overrides)

@@ -7,20 +7,20 @@ from types import SimpleNamespace
 
 import pytest
 
-import harness.train.runner
+import harness.train.spec_run
 from harness.errors import DataError, OutputDirError, SpecError
-from harness.train.runner import RunOptions
+from harness.train.run_options import RunOptions
 from harness.train.sweep import grid_points, sweep
 from tests.conftest import SPEC_DIR
 
 
 def test_the_grid_covers_the_arguments_the_method_accepts():
-    compacter = grid_points(SPEC_DIR / "compacter.yaml", [])
+    compacter = grid_points(SPEC_DIR / "compacter.yaml", RunOptions())
     assert len(compacter) == 9 and {"reduction_factor": 8, "n": 12} in compacter
-    adapter = grid_points(SPEC_DIR / "adapter.yaml", [])  # no n: only the reduction factor
+    adapter = grid_points(SPEC_DIR / "adapter.yaml", RunOptions())  # no n: only the reduction factor
     assert adapter == [{"reduction_factor": 32}, {"reduction_factor": 16}, {"reduction_factor": 8}]
     with pytest.raises(SpecError, match="grid"):
-        grid_points(SPEC_DIR / "bitfit.yaml", [])
+        grid_points(SPEC_DIR / "bitfit.yaml", RunOptions())
 
 
 def fake_results(validation: dict[str, float], test: dict[str, float], percent: float) -> SimpleNamespace:
@@ -43,7 +43,7 @@ def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test
     }
     calls = []
 
-    def run_single(spec_path, options):
+    def run_spec(spec_path, options):
         if options.check_only:  # the sweep's check of its first point before it prepares the folder
             return {}, options.output_dir
         point = {o.split("=")[0].rsplit(".", 1)[1]: int(o.split("=")[1]) for o in options.overrides}
@@ -53,7 +53,7 @@ def test_each_task_takes_the_point_with_the_best_validation_and_reports_its_test
             raise SpecError([f"{spec_path}: method.args.n: {key[1]} must divide the bottleneck"])
         return fake_results(*table[key], percent=0.07), options.output_dir
 
-    monkeypatch.setattr(harness.train.runner, "run_single", run_single)
+    monkeypatch.setattr(harness.train.spec_run, "run_spec", run_spec)
     out = tmp_path / "sweep"
     _, folder = sweep(SPEC_DIR / "compacter.yaml", RunOptions(output_dir=out))
     assert folder == out and len(calls) == 9

@@ -13,12 +13,12 @@ import random
 import types
 from pathlib import Path
 
-import harness.train.runner
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import harness.train.seed_run
 from harness.cli import EXIT_OK, main
 from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
@@ -72,7 +72,7 @@ class Observed:
         self.initial: dict[str, torch.Tensor] = {}
         self.scored: list[list[str]] = []  # the validation predictions scored, per epoch
         self.trainer = None
-        self.scorers = 0  # run_one asks for the validation scorer first, then the test one
+        self.scorers = 0  # run_seed asks for the validation scorer first, then the test one
 
     def epochs(self) -> list[list[int]]:
         return [self.indices[i * TRAIN : (i + 1) * TRAIN] for i in range(len(self.indices) // TRAIN)]
@@ -85,7 +85,7 @@ def observed_run(tmp_path_factory):
     data_dir, output_dir = generated_rte(folder / "data"), folder / "out"
     runs: list[Observed] = []
     patch = pytest.MonkeyPatch()
-    prepare, make = harness.train.runner.prepare_model, harness.train.runner.make_trainer
+    prepare, make = harness.train.seed_run.prepare_model, harness.train.seed_run.make_trainer
 
     def prepared(*args, **kwargs):
         model = prepare(*args, **kwargs)
@@ -118,9 +118,9 @@ def observed_run(tmp_path_factory):
             return validation
         return lambda predictions: {"average": 0.0, "accuracy": 0.0}
 
-    patch.setattr(harness.train.runner, "prepare_model", prepared)
-    patch.setattr(harness.train.runner, "make_trainer", made)
-    patch.setattr(harness.train.runner, "metrics_function", metrics)
+    patch.setattr(harness.train.seed_run, "prepare_model", prepared)
+    patch.setattr(harness.train.seed_run, "make_trainer", made)
+    patch.setattr(harness.train.seed_run, "metrics_function", metrics)
     try:
         code = main(["run", str(SPEC), "--tasks", "rte", "--data-dir", str(data_dir), "--max-train-samples", str(TRAIN),
                      "--epochs", str(EPOCHS), "--seeds", *map(str, SEEDS), "--deepspeed", "none", "--keep-checkpoints",
@@ -255,10 +255,11 @@ def test_each_rank_resumes_its_own_random_state(tmp_path):
 )
 def test_the_epochs_each_task_trains(tmp_path, profile, task, options, overrides, expected):
     """Epochs per task: --epochs, then --set training.epochs…, then the profile's, then the paper's per-task rule."""
-    from harness.train.runner import RunContext, RunOptions, recipe_for
-
     from harness.model.checked import read_buildable_spec
+    from harness.train.context import RunContext
     from harness.train.profiles import PROFILES
+    from harness.train.recipe import recipe_for
+    from harness.train.run_options import RunOptions
 
     loaded = read_buildable_spec(SPEC, overrides=overrides)
     model = loaded.check_model_file if profile == "smoke" else loaded.model_file

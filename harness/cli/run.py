@@ -7,7 +7,7 @@ import sys
 
 from harness.cli import options as types
 from harness.cli.exits import EXIT_FAILED, EXIT_OK
-from harness.errors import SpecError
+from harness.errors import OptionError
 from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
 
 
@@ -15,13 +15,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train, evaluate, compare; results.json, report.md and the plot in the output folder."""
     import logging
 
+    from harness.spec.fidelity import parse_arguments
     from harness.train.devices import is_main_process, launch
     from harness.train.fidelity_sweep import sweep_fidelity
-    from harness.train.runner import Interrupted, NonFiniteLossError, RunOptions, run_single
+    from harness.train.run_options import RunOptions
+    from harness.train.signals import Interrupted
+    from harness.train.spec_run import run_spec
     from harness.train.sweep import sweep
+    from harness.train.trainer import NonFiniteLossError
 
     launch()  # a malformed RANK/WORLD_SIZE/… is one line before anything is read or written
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # `--fidelity`, then `--mnli-split`, read once and as `data` and `eval` read them (what they refuse is refused
+    # here, before anything runs); the spec's `fidelity:` takes them before any `--set`, which wins
+    try:
+        fidelity = parse_arguments(args.fidelity, args.mnli_split)
+    except ValueError as error:
+        raise OptionError([f"--fidelity: {error}"]) from None
     options = RunOptions(
         profile=args.profile,
         tasks=args.tasks,
@@ -32,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         output_dir=args.output_dir,
         epochs=args.epochs,
-        overrides=fidelity_overrides(args) + (args.set or []),
+        overrides=args.set or [],
+        fidelity=fidelity,
         resume=args.resume,
         overwrite=args.overwrite,
         deepspeed=args.deepspeed,
@@ -42,13 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         if args.sweep and args.sweep_fidelity:
-            raise SpecError(["--sweep and --sweep-fidelity: run one sweep at a time"])
+            raise OptionError(["--sweep and --sweep-fidelity: run one sweep at a time"])
         if args.sweep:
             (summary, output_dir), ok = sweep(args.spec, options), True
         elif args.sweep_fidelity:
             (summary, output_dir), ok = sweep_fidelity(args.spec, options), True
         else:
-            results, output_dir = run_single(args.spec, options)
+            results, output_dir = run_spec(args.spec, options)
             summary, ok = results.regression.summary(), results.regression.ok
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -59,18 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_main_process():  # one summary line per launch, not one per process
         print(f"{output_dir}{'' if args.sweep or args.sweep_fidelity else '/results.json'}: {summary}")
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def fidelity_overrides(args: argparse.Namespace) -> list[str]:
-    """`--fidelity`, then `--mnli-split`, as the spec overrides they stand for, before any `--set` (which wins);
-    read by `harness.spec.fidelity.parse_arguments`, as `data` and `eval` read them, so a value `data` refuses
-    (`NAME=`, an unknown name) is refused here too, before anything runs."""
-    from harness.spec.fidelity import as_overrides
-
-    try:
-        return as_overrides(args.fidelity, args.mnli_split)
-    except ValueError as error:
-        raise SpecError([f"--fidelity: {error}"]) from None
 
 
 def add_parsers(sub) -> None:

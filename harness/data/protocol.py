@@ -233,7 +233,7 @@ def load_task(
 
 def check_splits(task: str, data: TaskData) -> None:
     """Every split has examples after the paper's protocol, or one DataError line: what `run` refuses
-    (`harness.train.runner.check_splits`, the same line: a test keeps them equal) `data` refuses too, rather
+    (`harness.train.spec_run` calls this check, so the line is the same) `data` refuses too, rather
     than showing a split a run could not use."""
     empty = [split for split in SPLITS if not data.examples(split, 1)]
     if empty:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ModelError, SpecError
+from harness.errors import ModelError
 from harness.spec.model_files import ModelFile, T5Architecture
 
 if TYPE_CHECKING:
@@ -77,54 +77,77 @@ PRETRAINED_FILES = {  # what `from_pretrained` reads from a local folder, by wha
 
 
 def missing_pretrained_files(folder: Path) -> list[str]:
-    """What a local `--model` folder lacks of the config, the weights and the tokenizer ([] when complete)."""
+    """What a local folder lacks of the config, the weights and the tokenizer ([] when complete)."""
     return [what for what, names in PRETRAINED_FILES.items() if not any((folder / name).is_file() for name in names)]
 
 
-def load_pretrained(
-    model_file: ModelFile, pretrained: str | None = None, option: str = "--model"
-) -> tuple[nn.Module, Any]:
-    """(model, tokenizer) from `pretrained` (default: the model file's), fitted to the model file's architecture.
+def pretrained_source_problems(source: str, option: str) -> list[str]:
+    """Why `source` cannot give a T5's weights and tokenizer, found before any is read ([] when it may): a folder
+    lacking the config, the weights or the tokenizer, or a hub id outside the local Hugging Face cache when
+    HF_HUB_OFFLINE=1 forbids the hub. Each line names `option`, the option (or record key) that chose it."""
+    from harness.spec.model_choice import hub_is_offline
+
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        missing = missing_pretrained_files(folder)
+        if not missing:
+            return []
+        lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
+        return [f"{source}: {option}: the folder lacks {lacks}; pass a folder written by save_pretrained"]
+    if hub_is_offline() and not is_cached(source):
+        return [f"{source}: {option}: not a local folder nor in the local Hugging Face cache, and HF_HUB_OFFLINE=1 "
+                f"forbids the hub; pass {option} /path/to/{source.split('/')[-1]} (a folder with config.json, "
+                "model.safetensors and the tokenizer files)"]  # fmt: skip
+    return []
+
+
+def is_cached(hub_id: str) -> bool:
+    """The local Hugging Face cache holds the hub model's config.json."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except HFValidationError:
+        return False
+
+
+def load_pretrained(model_file: ModelFile, pretrained: str, option: str = "--model") -> tuple[nn.Module, Any]:
+    """(model, tokenizer) from `pretrained` (a folder or hub id), fitted to the model file's architecture.
 
     The checkpoint's config must equal the architecture except in `FITTED_FIELDS`: a larger vocabulary is
     resized down to the architecture's (t5-base's 32,128 rows to the tokenizer's 32,100, as the released
     code does), and the tying must be the architecture's. Anything else is refused, naming the field. A
     load that fails (a folder without weights, corrupt weights or tokenizer) is one line naming `option`, the
-    option (or record key) that chose the source.
+    option (or record key) that chose it.
     """
     from harness.data.tokenizer import load_tokenizer
     from harness.spec.model_choice import pretrained_architecture
 
-    source = pretrained or model_file.pretrained
-    if source is None:
-        raise SpecError([f"{model_file.source}: pretrained: {model_file.name} names no pretrained weights; "
-                         "pass --pretrained DIR_OR_HUB_ID, or --model with a folder or hub id"])  # fmt: skip
-    wanted, found = model_file.architecture, pretrained_architecture(source)
+    wanted, found = model_file.architecture, pretrained_architecture(pretrained)
     differing = [
         f"{key} ({getattr(found, key)!r}; {model_file.name} has {getattr(wanted, key)!r})"
         for key in T5Architecture.model_fields
         if key not in FITTED_FIELDS and getattr(found, key) != getattr(wanted, key)
     ]
     if differing:
-        raise ModelError([f"{source}: config.json: differs from {model_file.name} in {', '.join(differing)}"])
+        raise ModelError([f"{pretrained}: config.json: differs from {model_file.name} in {', '.join(differing)}"])
     if found.vocab_size < wanted.vocab_size:
-        raise ModelError([f"{source}: config.json: vocab_size {found.vocab_size:,} is smaller than "
+        raise ModelError([f"{pretrained}: config.json: vocab_size {found.vocab_size:,} is smaller than "
                          f"{model_file.name}'s {wanted.vocab_size:,}; rows cannot be invented"])  # fmt: skip
-    folder = Path(source).expanduser()
-    missing = missing_pretrained_files(folder) if folder.is_dir() else []
-    if missing:
-        raise ModelError([f"{source}: {option}: the folder lacks {', '.join(missing)} (a folder written "
-                         "by save_pretrained holds them all)"])  # fmt: skip
-    tokenizer = load_tokenizer(source)  # one line of its own naming the folder when it cannot be loaded
+    problems = pretrained_source_problems(pretrained, option)
+    if problems:
+        raise ModelError(problems)
+    tokenizer = load_tokenizer(pretrained)  # one line of its own naming the folder when it cannot be loaded
     try:
-        model = model_class(wanted).from_pretrained(source)
+        model = model_class(wanted).from_pretrained(pretrained)
     except Exception as error:  # transformers and safetensors raise many kinds for a bad folder
         why = " ".join(str(error).split())[:300] or type(error).__name__
-        raise ModelError([f"{source}: {option}: cannot load it: {why}"]) from None
+        raise ModelError([f"{pretrained}: {option}: cannot load it: {why}"]) from None
     if len(tokenizer) > wanted.vocab_size:
-        raise ModelError([f"{source}: tokenizer: {len(tokenizer):,} entries do not fit {model_file.name}'s "
+        raise ModelError([f"{pretrained}: tokenizer: {len(tokenizer):,} entries do not fit {model_file.name}'s "
                          f"vocabulary of {wanted.vocab_size:,}"])  # fmt: skip
-    fit_tying(model, wanted, source)
+    fit_tying(model, wanted, pretrained)
     if found.vocab_size != wanted.vocab_size:
         model.resize_token_embeddings(wanted.vocab_size)
     return model, tokenizer

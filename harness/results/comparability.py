@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from harness.spec.fidelity import PAPER, RELEASED_RTE_EPOCHS, Fidelity
+from harness.spec.fidelity import PAPER, Fidelity
 
 # The recipe fields that define what is trained (the schema's `Training`, less the memory choice and seed).
 RECIPE_KEYS = (
@@ -31,9 +31,7 @@ NEUTRAL_OVERRIDES = ("training.gradient_accumulation_steps", "training.seed")
 
 def paper_epochs(training: Mapping[str, Any], task: str, fidelity: Fidelity = PAPER) -> int:
     """The task's epochs in the spec's recipe (the released scripts' 3 for RTE at `rte_epochs: released`)."""
-    if task == "rte" and fidelity.released("rte_epochs"):
-        return RELEASED_RTE_EPOCHS
-    return training["epochs"]["per_task"].get(task, training["epochs"]["default"])
+    return fidelity.task_epochs(task, training["epochs"]["per_task"].get(task, training["epochs"]["default"]))
 
 
 def recipe_differences(

@@ -181,6 +181,11 @@ class Fidelity:
     def to_json(self) -> dict[str, Position]:
         return dict(self.positions)
 
+    def task_epochs(self, task: str, epochs: int) -> int:
+        """A task's epochs at these positions: `epochs` (the spec's), or at `rte_epochs: released` the released
+        scripts' 3 for RTE."""
+        return RELEASED_RTE_EPOCHS if task == "rte" and self.released("rte_epochs") else epochs
+
 
 def _released_in_a_mix(positions: Mapping[str, Position]) -> list[str]:
     """The released names among `positions` when they are not all one position, else []."""
@@ -227,10 +232,15 @@ def with_arguments(base: Fidelity, values: list[str] | None, mnli_split: Positio
     return Fidelity(MappingProxyType(positions))
 
 
-def as_overrides(values: list[str] | None, mnli_split: Position | None = None) -> list[str]:
-    """`--fidelity` values (and `--mnli-split`) as the spec overrides they stand for (`fidelity.preset=released`,
-    `fidelity.NAME=…`), checked as `with_arguments` checks them (`parse_arguments`: a ValueError)."""
-    return [f"fidelity.{name}={position}" for name, position in parse_arguments(values, mnli_split)]
+def in_spec(data: dict[str, Any], settings: list[tuple[str, Position]]) -> dict[str, Any]:
+    """The spec data with `run`'s `--fidelity` settings (`parse_arguments`, already checked) written into its
+    `fidelity:` section in order, as `--set fidelity.NAME=POSITION` would write them: before any `--set`, which
+    wins. The shorthand `fidelity: released` is its preset; a section of another shape is left for the schema."""
+    section = data.get("fidelity")
+    section = {} if section is None else {"preset": section} if isinstance(section, str) else section
+    if not settings or not isinstance(section, dict):
+        return data
+    return {**data, "fidelity": {**section, **dict(settings)}}
 
 
 def section_errors(section: Mapping[str, Any], method: str, arguments: Mapping[str, Any]) -> list[str]:

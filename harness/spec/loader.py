@@ -136,7 +136,12 @@ def apply_overrides(path: Path, data: dict[str, Any], overrides: list[str]) -> d
     return data
 
 
-def read_spec(path: str | Path, model: str | None = None, overrides: list[str] | None = None) -> LoadedSpec:
+def read_spec(
+    path: str | Path,
+    model: str | None = None,
+    overrides: list[str] | None = None,
+    fidelity: list[tuple[str, str]] | None = None,
+) -> LoadedSpec:
     """Read, merge defaults, apply overrides, validate everything a spec says as data (every problem at once:
     `harness.spec.validation.validate_spec`), fill in the method's default arguments.
 
@@ -146,9 +151,12 @@ def read_spec(path: str | Path, model: str | None = None, overrides: list[str] |
         model: `--model`, instead of the spec's: a model-file name, a local folder or a hub id
             (`harness.spec.model_choice`).
         overrides: `key.path=value` assignments applied after the defaults (`harness run --set`).
+        fidelity: `harness run --fidelity` settings (`harness.spec.fidelity.parse_arguments`), before `overrides`.
     """
+    from harness.spec.fidelity import in_spec
+
     path = Path(path)
-    data = apply_overrides(path, resolve_defaults(path, read_yaml(path)), overrides or [])
+    data = apply_overrides(path, in_spec(resolve_defaults(path, read_yaml(path)), fidelity or []), overrides or [])
     valid = validate_spec(path, data, model)
     merged = deep_merge(valid.data, {"method": {"args": valid.arguments}})
     resolved = {key: merged[key] for key in Spec.model_fields if key in merged}  # the schema's order

@@ -1,1 +1,2 @@
-"""A run: profiles, the output folder, the global batch, the trainer, evaluation, checkpoints, sweeps."""
+"""A run: its options and run profiles, the set-up, each seed's training (the trainer, evaluation, checkpoints),
+the results, sweeps."""

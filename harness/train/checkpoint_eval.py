@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpecError
+from harness.errors import DataError, OptionError, OutputDirError
 from harness.limits import MAX_LENGTH
 from harness.model.record import CheckpointRecord, load_recorded, read_record
 from harness.spec.fidelity import Fidelity
+from harness.train.dataset import TokenizedDataset
 from harness.train.devices import device_of
 from harness.train.evaluation import predict_all
-from harness.train.trainer import TokenizedDataset
 
 
 def recorded_fidelity(record: CheckpointRecord, values: list[str] | None = None) -> Fidelity:
@@ -28,7 +28,7 @@ def recorded_fidelity(record: CheckpointRecord, values: list[str] | None = None)
     try:
         return with_arguments(Fidelity.from_section(record.data.fidelity), values)
     except ValueError as error:
-        raise SpecError([f"--fidelity: {error}"]) from None
+        raise OptionError([f"--fidelity: {error}"]) from None
 
 
 def task_data(record: CheckpointRecord, task: str, data_dir: Path | None, toy: bool, fidelity: Fidelity):
@@ -70,14 +70,14 @@ def evaluate(
         try:
             get_task(task)
         except ValueError as error:
-            raise SpecError([f"--task: {error}"]) from None
+            raise OptionError([f"--task: {error}"]) from None
     record = read_record(folder)
     task = task or record.data.task
     positions = recorded_fidelity(record, fidelity)
     data = task_data(record, task, data_dir, toy, positions)
     examples = data.examples(split)
     if not examples:
-        raise SpecError([f"{data.origin}: {task}: the {split} split is empty"])
+        raise DataError([f"{data.origin}: {task}: the {split} split is empty"])
     model, tokenizer = load_recorded(folder, record, base_model)
     model.to(device)
     made = record.data
@@ -103,12 +103,12 @@ def check_outputs(folder: Path, names: tuple[str, ...], overwrite: bool) -> None
     for name in names:
         path = folder / name
         if path.is_symlink():
-            raise SpecError([f"{path}: --output-dir: a symbolic link; eval writes {name} as a file of its own"])
+            raise OutputDirError([f"{path}: --output-dir: a symbolic link; eval writes {name} as a file of its own"])
         if path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "a pipe, socket or device"
-            raise SpecError([f"{path}: --output-dir: {kind}, where eval writes {name} as a file"])
+            raise OutputDirError([f"{path}: --output-dir: {kind}, where eval writes {name} as a file"])
         if path.exists() and not overwrite:
-            raise SpecError([f"{path}: (top level): already exists; pass --overwrite to replace it"])
+            raise OutputDirError([f"{path}: (top level): already exists; pass --overwrite to replace it"])
 
 
 def write_predictions(path: Path, examples, predictions: list[str]) -> None:
@@ -127,9 +127,9 @@ def predict(
 
     `max_length` (default: the run's generation_max_length) is at most `MAX_LENGTH` tokens, as the record's."""
     if max_length is not None and not 1 <= max_length <= MAX_LENGTH:
-        raise SpecError([f"--max-length: {max_length} out of range: expected an integer in 1..{MAX_LENGTH:,}"])
+        raise OptionError([f"--max-length: {max_length} out of range: expected an integer in 1..{MAX_LENGTH:,}"])
     if not texts:
-        raise SpecError(["predict: pass --text TEXT (repeatable) or --file FILE (one input per line)"])
+        raise OptionError(["predict: pass --text TEXT (repeatable) or --file FILE (one input per line)"])
     device = device_of(device)
     record = read_record(folder)
     model, tokenizer = load_recorded(folder, record, base_model)

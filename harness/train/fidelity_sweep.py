@@ -18,8 +18,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from harness.errors import SpecError
-from harness.spec.fidelity import QUIRKS
+from harness.errors import OptionError
+from harness.spec.fidelity import QUIRKS, Position
 from harness.spec.loader import read_spec
 
 log = logging.getLogger("harness.fidelity")
@@ -40,11 +40,13 @@ def epochs_fixed(options) -> str | None:
     return None
 
 
-def settings(method: str, options, tasks: list[str]) -> list[tuple[str, list[str], list[str], list[str]]]:
-    """(name, overrides, tasks it trains, tasks it changes) of every setting of `method`: paper, released, then
-    each applicable quirk alone (not `rte_epochs` when the epochs are set otherwise: its run would be paper's)."""
-    found = [("paper", ["fidelity.preset=paper"], tasks, tasks), ("released", ["fidelity.preset=released"], tasks,
-                                                                   tasks)]  # fmt: skip
+def settings(
+    method: str, options, tasks: list[str]
+) -> list[tuple[str, list[tuple[str, Position]], list[str], list[str]]]:
+    """(name, fidelity settings, tasks it trains, tasks it changes) of every setting of `method`: paper, released,
+    then each applicable quirk alone (not `rte_epochs` when the epochs are set otherwise: its run would be
+    paper's). The fidelity settings are `RunOptions.fidelity`'s: ("preset" or a quirk, position) in order."""
+    found = [("paper", [("preset", "paper")], tasks, tasks), ("released", [("preset", "released")], tasks, tasks)]
     for quirk in QUIRKS:
         changed = [task for task in tasks if quirk.applies_to(method, task)]
         why = epochs_fixed(options) if quirk.name == "rte_epochs" else None
@@ -52,7 +54,7 @@ def settings(method: str, options, tasks: list[str]) -> list[tuple[str, list[str
             log.info("fidelity sweep: no run of rte_epochs alone: %s", why)
         elif changed:
             trained = tasks if options.profile == "smoke" else changed  # smoke: one tokenizer for the same tasks
-            found.append((quirk.name, ["fidelity.preset=paper", f"fidelity.{quirk.name}=released"], trained, changed))
+            found.append((quirk.name, [("preset", "paper"), (quirk.name, "released")], trained, changed))
     return found
 
 
@@ -62,11 +64,12 @@ def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     from harness.spec.loader import override_key
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-    from harness.train.runner import check_options, chosen_tasks, profile_of, run_single
+    from harness.train.run_options import check_options, chosen_tasks, profile_of
+    from harness.train.spec_run import run_spec
 
-    if any(is_fidelity_override(override_key(o)) for o in options.overrides):
-        raise SpecError(["--sweep-fidelity: sets the fidelity of every run itself; drop --fidelity and "
-                         "--set fidelity.…"])  # fmt: skip
+    if options.fidelity or any(is_fidelity_override(override_key(o)) for o in options.overrides):
+        raise OptionError(["--sweep-fidelity: sets the fidelity of every run itself; drop --fidelity and "
+                           "--set fidelity.…"])  # fmt: skip
     profile = profile_of(options)
     loaded = read_spec(spec_path, overrides=options.overrides)
     tasks = chosen_tasks(options, profile, loaded)
@@ -78,18 +81,18 @@ def sweep_fidelity(spec_path: Path, options) -> tuple[str, Path]:
     plan = [
         (name, dataclasses.replace(
             options, tasks=setting_tasks, output_dir=output_dir / "fidelity" / name,
-            overrides=[*overrides, *options.overrides],
+            fidelity=fidelity,
             resume=options.resume and (output_dir / "fidelity" / name).is_dir(), overwrite=False,
         ), changed)
-        for name, overrides, setting_tasks, changed in settings(loaded.spec.method.name, options, tasks)
+        for name, fidelity, setting_tasks, changed in settings(loaded.spec.method.name, options, tasks)
     ]  # fmt: skip
     for _, setting, _ in plan:  # every setting's checks (spec, model, data) pass before anything is written:
-        run_single(spec_path, dataclasses.replace(setting, check_only=True))  # a quirk may refuse its method
+        run_spec(spec_path, dataclasses.replace(setting, check_only=True))  # a quirk may refuse its method
     if is_main_process():
         prepare_output_dir(output_dir, options.resume, options.overwrite)
     for name, setting, changed in plan:
         folder = setting.output_dir
-        results, _ = run_single(spec_path, setting)
+        results, _ = run_spec(spec_path, setting)
         runs.append({"setting": name, "folder": str(folder.relative_to(output_dir)), "results": results,
                      "changes": changed})  # fmt: skip
     summary = summarise(runs)

@@ -7,6 +7,9 @@
   12 + 12 block `t5_tiny_deep.yaml`) with random weights, a tokenizer trained offline on the smoke data,
   the deterministic toy data, and a shortened recipe: it finishes in a minute or two on two CPU cores and
   needs no network. Its scores are never compared with the paper's.
+
+A profile chooses where the weights come from (`pretrained_source`); whether they can load is the model
+layer's check (`harness.model.backbone.pretrained_source_problems`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import SpecError
-from harness.model.backbone import missing_pretrained_files
+from harness.errors import OptionError
 from harness.spec.model_choice import hub_is_offline
 from harness.spec.model_files import ModelFile
 
@@ -50,40 +52,21 @@ SMOKE = Profile(
 PROFILES = {profile.name: profile for profile in (PAPER, SMOKE)}
 
 
-def check_paper_sources(model_file: ModelFile, pretrained: str | None, data_dir: Path | None) -> None:
-    """The paper profile's weights (a folder, or a hub id the cache holds when offline) and data: say at once
-    what is missing."""
-    source = pretrained or model_file.pretrained
-    problems = []
-    if source is None:
-        problems.append(f"--pretrained: {model_file.name} names no pretrained weights; pass --pretrained "
-                        "with a local folder or a hub id")  # fmt: skip
-    elif Path(source).is_dir():
-        missing = missing_pretrained_files(Path(source))
-        if missing:
-            lacks = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
-            raise SpecError([f"{source}: --model: the folder lacks {lacks}; pass a folder written by save_pretrained"])
-    elif hub_is_offline() and not is_cached(source):
-        problems.append(
-            f"--pretrained: {source!r} (the weights of {model_file.name}) is not a local folder nor in the local "
-            f"Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub; pass --pretrained "
-            f"/path/to/{source.split('/')[-1]} (a folder with config.json, model.safetensors and the tokenizer files)"
-        )
+def pretrained_source(model_file: ModelFile, pretrained: str | None, model: str | None) -> tuple[str, str]:
+    """Where the paper profile's weights and tokenizer come from, and the option that chose it: `--pretrained`,
+    else the model's own (a `--model` folder or hub id, or the model file's `pretrained:`); OptionError when
+    there is none. Whether the source can load is the model layer's check."""
+    if pretrained is not None:
+        return pretrained, "--pretrained"
+    if model_file.pretrained is None:
+        raise OptionError([f"paper profile: --pretrained: {model_file.name} names no pretrained weights; pass "
+                           "--pretrained with a local folder or a hub id"])  # fmt: skip
+    return model_file.pretrained, "--model" if model is not None else "--pretrained"
+
+
+def paper_data_problems(data_dir: Path | None) -> list[str]:
+    """Why the paper profile has no data ([] when it has): no `--data-dir`, and HF_HUB_OFFLINE=1 forbids the hub."""
     if data_dir is None and hub_is_offline():
-        problems.append(
-            "--data-dir: no local data and HF_HUB_OFFLINE=1 forbids the hub; pass --data-dir DIR holding "
-            "DIR/<task>/<split>.{parquet,jsonl,csv,tsv} with the hub's column names"
-        )
-    if problems:
-        raise SpecError([f"paper profile: {p}" for p in problems])
-
-
-def is_cached(hub_id: str) -> bool:
-    """The local Hugging Face cache holds the hub model's config.json."""
-    from huggingface_hub import try_to_load_from_cache
-    from huggingface_hub.errors import HFValidationError
-
-    try:
-        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
-    except HFValidationError:
-        return False
+        return ["paper profile: --data-dir: no local data and HF_HUB_OFFLINE=1 forbids the hub; pass --data-dir DIR "
+                "holding DIR/<task>/<split>.{parquet,jsonl,csv,tsv} with the hub's column names"]  # fmt: skip
+    return []

@@ -23,11 +23,11 @@ log = logging.getLogger("harness.sweep")
 GRID = {"reduction_factor": (32, 16, 8), "n": (4, 8, 12)}
 
 
-def grid_points(spec_path: Path, overrides: list[str]) -> list[dict[str, int]]:
+def grid_points(spec_path: Path, options) -> list[dict[str, int]]:
     """The grid over the arguments the spec's method accepts."""
     from impl.registry import get
 
-    loaded = read_spec(spec_path, overrides=overrides)
+    loaded = read_spec(spec_path, overrides=options.overrides, fidelity=options.fidelity)
     accepted = get(loaded.spec.method.name).parameters()
     axes = {name: values for name, values in GRID.items() if name in accepted}
     if not axes:
@@ -39,10 +39,11 @@ def sweep(spec_path: Path, options) -> tuple[str, Path]:
     """Every grid point the model can take, one run each; (a summary line, the sweep's folder)."""
     from harness.train.devices import is_main_process
     from harness.train.output_dir import check_output_dir, prepare_output_dir
-    from harness.train.runner import check_inputs_outside, check_options, run_single
+    from harness.train.run_options import check_inputs_outside, check_options
+    from harness.train.spec_run import run_spec
 
     output_dir = Path(options.output_dir or Path("runs") / f"{spec_path.stem}-{options.profile}-sweep")
-    grid = grid_points(spec_path, options.overrides)  # the spec, the overrides and the options: before the disk
+    grid = grid_points(spec_path, options)  # the spec, the overrides and the options: before the disk
     check_options(options, options.tasks or [])
     if is_main_process():
         check_output_dir(output_dir, options.resume, options.overwrite)
@@ -62,11 +63,11 @@ def sweep(spec_path: Path, options) -> tuple[str, Path]:
         )
         try:
             if not prepared:  # the first point that can run passes every check (model, data) before the disk
-                run_single(spec_path, dataclasses.replace(point_options, check_only=True))
+                run_spec(spec_path, dataclasses.replace(point_options, check_only=True))
                 if is_main_process():
                     prepare_output_dir(output_dir, options.resume, options.overwrite)
                 prepared = True
-            results, _ = run_single(spec_path, point_options)
+            results, _ = run_spec(spec_path, point_options)
         except SpecError as error:
             if not any(".method.args." in line or ": method.args." in line for line in error.errors):
                 raise

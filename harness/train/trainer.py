@@ -1,48 +1,38 @@
-"""One training run (one task, one seed) with the HF Seq2SeqTrainer, optionally through DeepSpeed.
+"""The HF Seq2SeqTrainer as a run uses it (`HarnessTrainer`), its arguments from the recipe, and its scorer.
 
 What differs from a stock Trainer:
 - the recipe's batch is the global batch per optimizer step at any world size (`harness.train.batching`): the
   same global batches in the same order, the loss the token mean over the whole global batch;
-- every dropout module runs at the recipe's rate (`set_dropout`);
+- every dropout module runs at the recipe's rate (`harness.train.run_model.set_dropout`);
 - evaluation generates greedily (≤ generation_max_length tokens) over each example exactly once, in order,
   sharded over the processes (`harness.train.evaluation`), and scores with `harness.data.metrics.compute`;
 - checkpoints hold only the trainable tensors (`adapter.safetensors`, via `impl.state`), never the frozen
-  backbone, and what resuming needs as safetensors/JSON, sealed and verified by `harness.train.checkpoint` (no
-  pickle is ever loaded but DeepSpeed's own engine files, weights-only);
+  backbone, and what resuming needs as safetensors/JSON (`harness.train.checkpoint_state`: no pickle is ever
+  loaded but DeepSpeed's own engine files, weights-only), sealed and verified by `harness.train.checkpoint`;
 - a signal during an evaluation stops it after the current batch; the checkpoint of that epoch's last step
   is saved, and `--resume` evaluates that epoch first;
 - a non-finite loss stops the run at once with `NonFiniteLossError` (the last good checkpoint stays);
-- SIGTERM/SIGINT save a resumable checkpoint at the next step and stop (`Interrupted`).
+- SIGTERM/SIGINT save a resumable checkpoint at the next step and stop (`harness.train.signals`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
-from transformers import (
-    DataCollatorForSeq2Seq,
-    Seq2SeqTrainer,
-    Seq2SeqTrainingArguments,
-    TrainerCallback,
-)
-from transformers.models.mt5.modeling_mt5 import MT5Attention
-from transformers.models.t5.modeling_t5 import T5Attention
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from harness.errors import OutputDirError
 from harness.model.record import ADAPTER_FILE, CheckpointRecord, write_record
 from harness.spec.fidelity import Fidelity
-from harness.train import checkpoint as files
-from harness.train.batching import BatchPlan, GlobalBatchSampler, Masked, steps_per_epoch, token_mean_loss
+from harness.train import checkpoint, checkpoint_state
+from harness.train.batching import BatchPlan, GlobalBatchSampler, steps_per_epoch, token_mean_loss
+from harness.train.dataset import EpochDataLoader
 from harness.train.evaluation import EvaluationStopped, predict_all
+from harness.train.signals import SignalCheckpoint
 from impl.state import load_trainable, module_metadata, save_trainable
 
 logger = logging.getLogger(__name__)
@@ -51,79 +41,6 @@ Scorer = Callable[[list[str]], dict[str, float]]
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class Interrupted(RuntimeError):
-    """SIGTERM/SIGINT: a resumable checkpoint was saved and training stopped."""
-
-
-class TokenizedDataset(torch.utils.data.Dataset):
-    """Source/target texts tokenized once: input_ids, attention_mask, labels (unpadded lists)."""
-
-    def __init__(self, sources: Sequence[str], targets: Sequence[str], tokenizer, source_length: int) -> None:
-        encoded = tokenizer(list(sources), max_length=source_length, truncation=True)
-        labels = tokenizer(text_target=list(targets), max_length=source_length, truncation=True)["input_ids"]
-        self.items = [
-            {"input_ids": ids, "attention_mask": mask, "labels": label}
-            for ids, mask, label in zip(encoded["input_ids"], encoded["attention_mask"], labels, strict=True)
-        ]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        item = self.items[index]
-        if isinstance(index, Masked):  # a filler of the partial last global batch: it adds no loss
-            return {**item, "labels": [-100] * len(item["labels"])}
-        return item
-
-    def token_count(self) -> int:
-        return sum(len(item["input_ids"]) + len(item["labels"]) for item in self.items)
-
-
-class SignalCheckpoint(TrainerCallback):
-    """On SIGTERM/SIGINT: save a checkpoint at the end of the current step, then stop training."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def uninstall(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.stop_everywhere(args):
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-    def stop_everywhere(self, args) -> bool:
-        """Whether any process received a signal: all stop after the same step (else the others would wait
-        for it in the next all-reduce, and the checkpoint would mix steps)."""
-        received = self.received is not None
-        if args.world_size == 1:
-            return received
-        flag = torch.tensor([int(received)], device=args.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        if flag.item() and self.received is None:
-            self.received = signal.SIGTERM  # another process's signal
-        return bool(flag.item())
-
-
-class EpochDataLoader(torch.utils.data.DataLoader):
-    """A DataLoader that passes the Trainer's `set_epoch` to its GlobalBatchSampler."""
-
-    def set_epoch(self, epoch: int) -> None:
-        self.batch_sampler.set_epoch(epoch)
 
 
 class HarnessTrainer(Seq2SeqTrainer):
@@ -193,22 +110,22 @@ class HarnessTrainer(Seq2SeqTrainer):
         """The Trainer's checkpoint, sealed by a manifest once every process has written its files."""
         folder = self._checkpoint_folder(trial)
         if self.args.should_save:  # re-saved into the same folder (a signal): unsealed until complete again
-            (folder / files.MANIFEST).unlink(missing_ok=True)
+            (folder / checkpoint.MANIFEST).unlink(missing_ok=True)
         super()._save_checkpoint(model, trial)
         self.accelerator.wait_for_everyone()
         if self.args.should_save and folder.is_dir():
-            files.seal(folder)
+            checkpoint.seal(folder)
         self.accelerator.wait_for_everyone()
 
     def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
         folder = Path(output_dir)
         if self.is_deepspeed_enabled:  # its engine files: the trainable tensors and the optimizer, no backbone
-            with files.trainable_engine_state(self.model_wrapped):
+            with checkpoint_state.trainable_engine_state(self.model_wrapped):
                 self.model_wrapped.save_checkpoint(output_dir, exclude_frozen_parameters=True)
         elif self.args.should_save:
-            files.save_optimizer(self.optimizer, folder)
+            checkpoint_state.save_optimizer(self.optimizer, folder)
         if self.args.should_save:
-            files.save_scheduler(self.lr_scheduler, folder)
+            checkpoint_state.save_scheduler(self.lr_scheduler, folder)
 
     def _rng_rank(self) -> int | None:
         """Which process's random state a checkpoint file holds (None: the only one)."""
@@ -216,31 +133,33 @@ class HarnessTrainer(Seq2SeqTrainer):
 
     def _save_rng_state(self, output_dir: str) -> None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)  # process 0 may not have created it yet
-        files.save_rng(Path(output_dir), self._rng_rank())
+        checkpoint_state.save_rng(Path(output_dir), self._rng_rank())
 
-    def _load_rng_state(self, checkpoint: str | None) -> None:
-        if checkpoint is None:
+    def _load_rng_state(self, resume_from_checkpoint: str | None) -> None:
+        if resume_from_checkpoint is None:
             return
-        with files.reading(Path(checkpoint)):
-            if not files.load_rng(Path(checkpoint), self._rng_rank()):
-                logger.warning("%s holds no random state for this process: saved at another world size", checkpoint)
+        folder = Path(resume_from_checkpoint)
+        with checkpoint.reading(folder):
+            if not checkpoint_state.load_rng(folder, self._rng_rank()):
+                logger.warning("%s holds no random state for this process: saved at another world size", folder)
 
-    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
-        if checkpoint is None:
+    def _load_optimizer_and_scheduler(self, resume_from_checkpoint: str | None) -> None:
+        if resume_from_checkpoint is None:
             return
-        with files.reading(Path(checkpoint)):
+        folder = Path(resume_from_checkpoint)
+        with checkpoint.reading(folder):
             if not self.is_deepspeed_enabled:  # DeepSpeed's engine restored its optimizer with the model
-                files.load_optimizer(self.optimizer, Path(checkpoint))
-            files.load_scheduler(self.lr_scheduler, Path(checkpoint))
+                checkpoint_state.load_optimizer(self.optimizer, folder)
+            checkpoint_state.load_scheduler(self.lr_scheduler, folder)
 
     def _init_training_state(self, max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial):
         """The Trainer's state from the checkpoint (its JSON checked first, one line if malformed), with the best
-        checkpoint found in this run folder, wherever the run was when it was saved (`files.best_checkpoint`)."""
+        checkpoint found in this run folder, wherever the run was when it was saved (`checkpoint.best_checkpoint`)."""
         if resume_from_checkpoint is None:
             return super()._init_training_state(max_steps, steps_per_epoch, epochs, None, trial)
         folder = Path(resume_from_checkpoint)
-        with files.reading(folder):
-            best = files.best_checkpoint(folder)  # checked before the Trainer reads the same file
+        with checkpoint.reading(folder):
+            best = checkpoint.best_checkpoint(folder)  # checked before the Trainer reads the same file
             trained = super()._init_training_state(max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial)
         self.state.best_model_checkpoint = None if best is None else str(best)
         return trained
@@ -261,7 +180,7 @@ class HarnessTrainer(Seq2SeqTrainer):
         """DeepSpeed's engine state, read weights-only (its module files hold no frozen tensor: not strict)."""
         import pickle
 
-        with files.weights_only_engine(self.model_wrapped):
+        with checkpoint_state.weights_only_engine(self.model_wrapped):
             try:
                 path, _ = self.model_wrapped.load_checkpoint(
                     str(folder), load_module_strict=False, load_optimizer_states=True, load_lr_scheduler_states=True
@@ -299,13 +218,13 @@ class HarnessTrainer(Seq2SeqTrainer):
         load_trainable(self.model, Path(folder) / ADAPTER_FILE)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        with files.reading(Path(resume_from_checkpoint)):
+        with checkpoint.reading(Path(resume_from_checkpoint)):
             self._load_adapter(resume_from_checkpoint)
 
     def _load_best_model(self) -> None:
         """The best epoch's trainable tensors (verified: it may be a folder an earlier process wrote); with
         DeepSpeed too, since only generation follows."""
-        files.verify(Path(self.state.best_model_checkpoint))
+        checkpoint.verify(Path(self.state.best_model_checkpoint))
         self._load_adapter(self.state.best_model_checkpoint)
 
 
@@ -317,39 +236,6 @@ def metrics_function(task: str, targets: Sequence[str], grouping: dict[str, list
         return compute(task, predictions, list(targets), fidelity, **grouping)
 
     return score
-
-
-def set_dropout(model: nn.Module, rate: float) -> None:
-    """Every dropout of the model at `rate`: the config, each nn.Dropout, and T5's (or mT5's) attention's
-    functional one.
-
-    Setting `config.dropout_rate` alone changes nothing once the modules exist.
-    """
-    model.config.dropout_rate = rate
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = rate
-        if isinstance(module, (T5Attention, MT5Attention)):
-            module.dropout = rate  # a float: nn.functional.dropout(attention weights, p=self.dropout)
-
-
-def prepare_model(base: nn.Module, method: str, arguments: dict[str, Any], trainable: Sequence[str], dropout: float):
-    """What a run trains: a copy of the backbone at the recipe's dropout, the method applied, its trainable set."""
-    import copy
-
-    from harness.model.build import apply_to
-
-    model = copy.deepcopy(base)
-    set_dropout(model, dropout)
-    apply_to(model, method, arguments, trainable)
-    return model
-
-
-def world_size() -> int:
-    """Data-parallel processes of this launch (torchrun / deepspeed set WORLD_SIZE; 1 otherwise), checked."""
-    from harness.train.devices import launch
-
-    return launch().world_size
 
 
 def training_arguments(
@@ -434,44 +320,3 @@ def make_trainer(
         scorer=scorer,
         record=record,
     )
-
-
-@contextlib.contextmanager
-def single_process_group() -> Iterator[None]:
-    """Within: a one-process distributed environment, as DeepSpeed wants even on one device (a launch by
-    torchrun or deepspeed keeps its own). After: none again, so a later run in the same Python process
-    (a sweep, a notebook, the tests) is not wrapped in DDP by what this one left behind."""
-    if "RANK" in os.environ:
-        yield
-        return
-    import socket
-
-    from accelerate.state import AcceleratorState
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    before = dict(os.environ)
-    os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    try:
-        yield
-    finally:
-        if torch.distributed.is_initialized():
-            destroy_process_group()
-        AcceleratorState._reset_state(reset_partial_state=True)  # accelerate caches the distributed type
-        os.environ.clear()  # as found: the Trainer also sets ACCELERATE_USE_DEEPSPEED, which would outlive it
-        os.environ.update(before)
-
-
-def destroy_process_group() -> None:
-    """Through DeepSpeed's own call where DeepSpeed set up its communication: it also drops the groups it
-    caches, which a later DeepSpeed run would otherwise find destroyed."""
-    import sys
-
-    if "deepspeed" in sys.modules:
-        import deepspeed.comm
-
-        if deepspeed.comm.comm.cdb is not None:
-            deepspeed.comm.destroy_process_group()
-            return
-    torch.distributed.destroy_process_group()

@@ -67,7 +67,8 @@ def measure(method: str, seeds: tuple[int, ...] = SEEDS, threads: int = THREADS)
     `threads` threads."""
     import torch
 
-    from harness.train.runner import RunOptions, run_single
+    from harness.train.run_options import RunOptions
+    from harness.train.spec_run import run_spec
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -75,7 +76,7 @@ def measure(method: str, seeds: tuple[int, ...] = SEEDS, threads: int = THREADS)
         with tempfile.TemporaryDirectory(prefix="golden-") as folder:
             options = RunOptions(tasks=[TASK], seeds=list(seeds), epochs=EPOCHS, overrides=list(OVERRIDES),
                                  deepspeed="none", output_dir=Path(folder) / "run")  # fmt: skip
-            results, _ = run_single(REPO / "spec" / f"{method}.yaml", options)
+            results, _ = run_spec(REPO / "spec" / f"{method}.yaml", options)
     finally:
         torch.set_num_threads(before)
     runs = results.model_dump(mode="json")["tasks"][TASK]["runs"]
