@@ -1,6 +1,6 @@
 """Initialisers of the released code, written once for every layer that uses them:
 
-    glorot_uniform_:  W ~ U(−b, b),   b = gain · √(6 / (rows + cols)).
+glorot_uniform_:  W ~ U(−b, b),   b = gain · √(6 / (rows + cols)).
 """
 
 from __future__ import annotations
