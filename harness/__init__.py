@@ -14,7 +14,8 @@ def load(checkpoint_dir: str | Path, base_model: str | None = None) -> tuple[Any
     """(model, tokenizer) of a checkpoint folder a run wrote (`<task>/seed<k>/best`, or an epoch's), in eval
     mode and ready for `model.generate`: the recorded base model (or `base_model`, a local folder or
     hub id of the same architecture), the method applied with its recorded arguments, the trained tensors.
-    Bad input raises `harness.errors.SpecError` with one line per problem."""
+    Bad input raises a `harness.errors.InputError` (a `ModelError` for the folder, an `OptionError` for
+    `base_model`) with one line per problem."""
     from harness.model.record import load_checkpoint
 
     return load_checkpoint(checkpoint_dir, base_model)

@@ -254,3 +254,31 @@ def test_the_contributing_layout_names_every_harness_module():
         and (path.name not in block or (path.parent.name != "harness" and f"  {path.parent.name}/" not in block))
     ]
     assert unnamed == []
+
+
+OURS = ("harness", "impl")
+
+
+def renamed_imports(source: str) -> list[str]:
+    """`import harness.x as y` / `from harness.x import m as y` (and impl's): one of our names under another."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"{a.name} as {a.asname}" for a in node.names if a.asname and a.name.split(".")[0] in OURS]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] in OURS:
+            found += [f"{node.module}.{a.name} as {a.asname}" for a in node.names if a.asname]
+    return found
+
+
+def test_no_name_of_ours_is_imported_under_another_name_in_harness_or_impl():
+    """One name per thing: `from harness.cli import options as types` gave one module two names."""
+    assert renamed_imports("from harness.cli import options\nimport numpy as np\n") == []
+    broken = "from harness.cli import options as types\nimport impl.registry as r\n"
+    assert renamed_imports(broken) == ["harness.cli.options as types", "impl.registry as r"]
+    offenders = {
+        str(path.relative_to(REPO)): found
+        for folder in OURS
+        for path in (REPO / folder).rglob("*.py")
+        if (found := renamed_imports(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}

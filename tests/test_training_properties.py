@@ -3,7 +3,7 @@
 One small in-process smoke run of Compacter++ on generated RTE data (`--data-dir`: sources longer than the
 smoke profile's 48 tokens), two seeds, three epochs, a low-resource cut, `--set training.weight_decay`, and
 scripted validation scores whose best is a tie; the tests read what it fed the model and what it wrote.
-The expected values come from the command line, the README and the paper, never from the code under test.
+The expected values come from the command line, docs/run.md and the paper, never from the code under test.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
 
 SPEC = SPEC_DIR / "compacter_pp.yaml"
-SMOKE_SOURCE_LENGTH = 48  # README, "Profiles": the smoke profile cuts sources to 48 tokens
+SMOKE_SOURCE_LENGTH = 48  # docs/run.md, "Profiles": the smoke profile cuts sources to 48 tokens
 TRAIN = 8  # --max-train-samples: the low-resource cut; with the smoke global batch 16, one step per epoch
 EPOCHS = 3
 SEEDS = (42, 43)
@@ -242,7 +242,7 @@ def test_each_rank_resumes_its_own_random_state(tmp_path):
 @pytest.mark.parametrize(
     "profile, task, options, overrides, expected",
     [
-        ("smoke", "rte", {}, [], 10),  # README: the smoke profile trains 10 epochs
+        ("smoke", "rte", {}, [], 10),  # docs/run.md: the smoke profile trains 10 epochs
         ("smoke", "rte", {"epochs": 2}, [], 2),  # --epochs wins over the profile
         ("paper", "rte", {}, [], 20),  # the paper: 20 epochs for sets under 10k examples
         ("paper", "mrpc", {}, [], 20),

@@ -9,7 +9,7 @@ from harness.cli.exits import EXIT_OK
 
 
 def cmd_fidelity(args: argparse.Namespace) -> int:
-    """The table of quirks (the README's), or their metadata as JSON."""
+    """The table of quirks (docs/fidelity.md's), or their metadata as JSON."""
     from dataclasses import asdict
 
     from harness.spec.fidelity import QUIRKS, table_markdown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.cli import options as types
+from harness.cli import options
 from harness.cli.exits import EXIT_FAILED, EXIT_OK
 from harness.errors import OptionError
 from harness.limits import MAX_EPOCHS, MAX_LOGGING_STEPS, MAX_TRAIN_SAMPLES, SEED_MAX
@@ -32,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         fidelity = parse_arguments(args.fidelity, args.mnli_split)
     except ValueError as error:
         raise OptionError([f"--fidelity: {error}"]) from None
-    options = RunOptions(
+    run_options = RunOptions(
         profile=args.profile,
         tasks=args.tasks,
         seeds=args.seeds,
@@ -55,11 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.sweep and args.sweep_fidelity:
             raise OptionError(["--sweep and --sweep-fidelity: run one sweep at a time"])
         if args.sweep:
-            (summary, output_dir), ok = sweep(args.spec, options), True
+            (summary, output_dir), ok = sweep(args.spec, run_options), True
         elif args.sweep_fidelity:
-            (summary, output_dir), ok = sweep_fidelity(args.spec, options), True
+            (summary, output_dir), ok = sweep_fidelity(args.spec, run_options), True
         else:
-            results, output_dir = run_spec(args.spec, options)
+            results, output_dir = run_spec(args.spec, run_options)
             summary, ok = results.regression.summary(), results.regression.ok
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -74,14 +74,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("run", help="train, evaluate and compare a spec's method (smoke or paper profile)")
-    p.add_argument("spec", type=types.path, metavar="SPEC")
+    p.add_argument("spec", type=options.path, metavar="SPEC")
     p.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
     p.add_argument(
-        "--tasks", nargs="+", type=types.name, metavar="TASK",
+        "--tasks", nargs="+", type=options.name, metavar="TASK",
         help="default: the profile's (smoke: rte) or the spec's; each task once (a repeat is refused)",
     )  # fmt: skip
     p.add_argument(
-        "--seeds", nargs="+", type=types.seed, metavar="SEED",
+        "--seeds", nargs="+", type=options.seed, metavar="SEED",
         help=f"default: the spec's training.seed; each in 0..{SEED_MAX}, once (a repeat is refused)",
     )  # fmt: skip
     p.add_argument(
@@ -92,19 +92,19 @@ def add_parsers(sub) -> None:
     )
     p.add_argument(
         "--model",
-        type=types.name,
+        type=options.name,
         help="a model file, a local Hugging Face folder or a hub id (default: smoke, the "
         "spec's check_model; paper, the spec's model)",
     )
     p.add_argument(
         "--pretrained",
         metavar="DIR_OR_HUB_ID",
-        type=types.name,
+        type=options.name,
         help="paper: the weights and tokenizer of a model-file "
         "--model (default: the file's `pretrained`, e.g. google-t5/t5-base)",
     )
-    p.add_argument("--data-dir", type=types.path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
-    p.add_argument("--output-dir", type=types.path, help="default: runs/<spec>-<profile>")
+    p.add_argument("--data-dir", type=options.path, help="local data: DIR/<task>/<split>.{parquet,jsonl,csv,tsv}")
+    p.add_argument("--output-dir", type=options.path, help="default: runs/<spec>-<profile>")
     p.add_argument("--epochs", type=int, help=f"override the epochs of every task (1..{MAX_EPOCHS})")
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a spec field, e.g. training.learning_rate=1e-3"
@@ -113,7 +113,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--deepspeed",
         default="auto",
-        type=types.name,
+        type=options.name,
         help="auto (ZeRO-2 when installed), none, zero1, zero2 or a .json",
     )
     p.add_argument("--fidelity", action="append", metavar="PRESET_OR_NAME=POSITION",

@@ -5,7 +5,7 @@ paper's text. The harness follows the paper by default (`paper`); `released` rep
 released code below; each quirk is one option that can be set alone for an ablation
 (`--set fidelity.said_backward=released`). This module is data and plain functions (no torch): the data
 protocol, the metrics, the method builders and the recipe read a run's positions from a `Fidelity`;
-the README's table is generated from `QUIRKS` (`python -m harness fidelity`), and a test checks it.
+docs/fidelity.md's table is generated from `QUIRKS` (`python -m harness fidelity`), and a test checks it.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def _matches(rule: Any, pattern: str) -> bool:
 
 
 def table_markdown() -> str:
-    """The README's table of quirks: option, the paper's (default) position, the released one, the source."""
+    """docs/fidelity.md's table of quirks: option, the paper's (default) position, the released one, the source."""
     lines = [
         f"| option | subject | `paper` (default) | `released` | {RELEASED_CODE} |",
         "|---|---|---|---|---|",
