@@ -106,3 +106,22 @@ def tiny_run(tmp_path_factory) -> Path:
             "--deepspeed", "none", "--output-dir", str(output_dir)]  # fmt: skip
     assert main(argv) == EXIT_OK
     return output_dir
+
+
+# The small runs several test files read (tests/run_helpers.py), each trained once per session. A test that
+# changes a run's folder works on a copy (`shutil.copytree`).
+@pytest.fixture(scope="session")
+def plain_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """The plain Trainer's (uninterrupted run, run stopped in step 4), every checkpoint kept."""
+    from tests.run_helpers import run_pair
+
+    return run_pair(tmp_path_factory.mktemp("plain_runs"), "none")
+
+
+@pytest.fixture(scope="session")
+def zero2_runs(tmp_path_factory) -> tuple[Path, Path]:
+    """DeepSpeed ZeRO-2's (uninterrupted run, run stopped in step 4) on the CPU, every checkpoint kept."""
+    pytest.importorskip("deepspeed")
+    from tests.run_helpers import run_pair
+
+    return run_pair(tmp_path_factory.mktemp("zero2_runs"), "zero2")

@@ -3,7 +3,8 @@ trackers, the output folder and its lock, and every file `--resume` reads back. 
 the variable, option or file and what was expected, exit 2, no traceback, and nothing on disk changed.
 
 Every refusal comes before training, so each case takes about a second (the spec is loaded, nothing trained);
-the checkpoints come from one interrupted run, shared by the module and copied before a test breaks it.
+the checkpoints come from one interrupted run, shared by the session (`plain_runs`, tests/conftest.py) and
+copied before a test breaks it.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from harness.train.checkpoint import MANIFEST, best_checkpoint, seal
 from harness.train.output_dir import LOCK, MARKER, held, live_holder
 from harness.train.trackers import wandb_can_log
 from tests.conftest import SPEC_DIR
+from tests.run_helpers import SMALL, SPEC
 from tests.test_bad_inputs import one_line_unchanged
-from tests.test_run import SMALL, SPEC
 
 PROG = "python -m harness"
 LAUNCH = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -378,15 +379,11 @@ def test_a_live_lock_refuses_resume_before_anything_is_read(tmp_path, capsys):
 # --- checkpoints --resume reads ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def interrupted(tmp_path_factory) -> Path:
-    """A run stopped by SIGTERM in step 4 of 6 with --keep-checkpoints: checkpoint-3 (the end of epoch 1, the best
-    so far) and checkpoint-4 (the one --resume reads). Tests change copies only."""
-    from tests.test_checkpoint_trust import interrupted_run
-
-    folder = tmp_path_factory.mktemp("interrupted") / "run"
-    interrupted_run(folder, 4, "--deepspeed", "none", "--keep-checkpoints")
-    return folder
+@pytest.fixture
+def interrupted(plain_runs) -> Path:
+    """The shared run stopped by SIGTERM in step 4 of 6 with --keep-checkpoints: checkpoint-3 (the end of epoch 1,
+    the best so far) and checkpoint-4 (the one --resume reads). Tests change copies only."""
+    return plain_runs[1]
 
 
 @pytest.fixture

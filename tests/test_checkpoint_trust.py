@@ -19,12 +19,13 @@ from safetensors.torch import load_file
 
 import harness.train.evaluation
 import harness.train.seed_run
-from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from harness.cli import EXIT_BAD_INPUT, EXIT_OK
 from harness.errors import OutputDirError
 from harness.train.checkpoint import MANIFEST, seal, verify
-from tests.test_run import SMALL, SPEC, InterruptAt, adapter, last_step, run_cli
+from tests.run_helpers import INTERRUPTED, adapter, last_step, run_cli
 
-INTERRUPTED = 130
+pytestmark = pytest.mark.slow  # trains and resumes runs, DeepSpeed among them
+
 SEED = Path("rte") / "seed42"
 
 
@@ -48,20 +49,6 @@ def one_line(code: int, err: str, expected: int = EXIT_BAD_INPUT) -> str:
     lines = [line for line in err.strip().splitlines() if line.strip()]
     assert code == expected and "Traceback" not in err and len(lines) == 1, err
     return lines[0]
-
-
-def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
-    """A run that receives SIGTERM during global step `step`."""
-    original = harness.train.seed_run.make_trainer
-
-    def make_interrupted_trainer(*a, **kw):
-        trainer = original(*a, **kw)
-        trainer.add_callback(InterruptAt(step=step))
-        return trainer
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(harness.train.seed_run, "make_trainer", make_interrupted_trainer)
-        assert main(["run", SPEC, *SMALL, *args, "--output-dir", str(output_dir)]) == INTERRUPTED
 
 
 def sealed_folder(root: Path) -> Path:
@@ -119,15 +106,6 @@ def test_a_folder_without_a_manifest_is_refused(tmp_path):
     assert f"no {MANIFEST}" in refusal(folder)
 
 
-@pytest.fixture(scope="module")
-def plain_runs(tmp_path_factory):
-    """An uninterrupted plain-Trainer run, and one stopped by SIGTERM in step 4 (3 steps per epoch)."""
-    root = tmp_path_factory.mktemp("trust")
-    assert main(["run", SPEC, *SMALL, "--deepspeed", "none", "--output-dir", str(root / "straight")]) == EXIT_OK
-    interrupted_run(root / "stopped", 4, "--deepspeed", "none")
-    return root / "straight", root / "stopped"
-
-
 @pytest.fixture
 def stopped(plain_runs, tmp_path) -> Path:
     """A copy of the stopped run, to tamper with."""
@@ -150,12 +128,6 @@ def test_a_checkpoint_holds_only_safetensors_and_json_each_sealed_by_its_sha256(
     assert {name: entry["sha256"] for name, entry in listed.items()} == {
         n: d for n, d in files.items() if n != MANIFEST
     }
-
-
-def test_the_stopped_run_resumes_to_the_uninterrupted_weights(plain_runs, stopped, capsys):
-    assert resume(capsys, stopped)[0] == EXIT_OK
-    a, b = adapter(plain_runs[0]), adapter(stopped)
-    assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
 
 
 @pytest.mark.parametrize("name", ["rng_state.pth", "optimizer.pt", "scheduler.pt", "training_args.bin"])
@@ -214,46 +186,35 @@ def test_garbage_under_a_forged_manifest_is_one_line(stopped, capsys):
     assert "cannot read the checkpoint" in one_line(*resume(capsys, stopped))
 
 
-@pytest.fixture(scope="module")
-def deepspeed_runs(tmp_path_factory):
-    """Through DeepSpeed ZeRO-2 on the CPU: an uninterrupted run, and one stopped by SIGTERM in step 4."""
-    pytest.importorskip("deepspeed")
-    root = tmp_path_factory.mktemp("trust_ds")
-    keep = ("--deepspeed", "zero2", "--keep-checkpoints")  # the last step's weights, not only the best epoch's
-    assert main(["run", SPEC, *SMALL, *keep, "--output-dir", str(root / "straight")]) == EXIT_OK
-    interrupted_run(root / "stopped", 4, *keep)
-    return root / "straight", root / "stopped"
-
-
 def engine_files(checkpoint: Path) -> list[Path]:
     return sorted(checkpoint.glob("global_step*/*.pt"))
 
 
-def test_deepspeed_engine_files_hold_the_trainable_tensors_and_no_frozen_one(deepspeed_runs):
-    checkpoint = deepspeed_runs[1] / SEED / "checkpoint-4"
-    trainable = {name: t.numel() for name, t in adapter(deepspeed_runs[0]).items()}  # the straight run's best/
+def test_deepspeed_engine_files_hold_the_trainable_tensors_and_no_frozen_one(zero2_runs):
+    checkpoint = zero2_runs[1] / SEED / "checkpoint-4"
+    trainable = {name: t.numel() for name, t in adapter(zero2_runs[0]).items()}  # the straight run's best/
     (model_states,) = checkpoint.glob("global_step*/mp_rank_00_model_states.pt")
     module = torch.load(model_states, weights_only=True)["module"]  # this file names no class at all
     assert {name: t.numel() for name, t in module.items()} == trainable
 
 
-def test_deepspeed_resumes_weights_only_to_the_uninterrupted_weights(deepspeed_runs, tmp_path, capsys):
+def test_deepspeed_resumes_weights_only_to_the_uninterrupted_weights(zero2_runs, tmp_path, capsys):
     stopped = tmp_path / "stopped"
-    shutil.copytree(deepspeed_runs[1], stopped)
+    shutil.copytree(zero2_runs[1], stopped)
     code, _, _ = run_cli(capsys, "--deepspeed", "zero2", "--keep-checkpoints", "--output-dir", str(stopped), "--resume")
     assert code == EXIT_OK
-    a, b = adapter(deepspeed_runs[0]), adapter(stopped)
+    a, b = adapter(zero2_runs[0]), adapter(stopped)
     assert a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
     # after the last step (2 epochs × 3): the engine restored Adam's moments and the schedule, not only weights
-    last = [last_step(run) for run in (deepspeed_runs[0], stopped)]
+    last = [last_step(run) for run in (zero2_runs[0], stopped)]
     assert all(torch.equal(last[0][name], last[1][name]) for name in a)
-    before = load_file(str(deepspeed_runs[1] / SEED / "checkpoint-4" / "adapter.safetensors"))
+    before = load_file(str(zero2_runs[1] / SEED / "checkpoint-4" / "adapter.safetensors"))
     assert any(not torch.equal(before[name], last[0][name]) for name in before)  # the resumed steps moved them
 
 
-def test_a_pickle_in_deepspeed_engine_files_under_a_forged_manifest_runs_nothing(deepspeed_runs, tmp_path, capsys):
+def test_a_pickle_in_deepspeed_engine_files_under_a_forged_manifest_runs_nothing(zero2_runs, tmp_path, capsys):
     stopped = tmp_path / "stopped"
-    shutil.copytree(deepspeed_runs[1], stopped)
+    shutil.copytree(zero2_runs[1], stopped)
     checkpoint = stopped / SEED / "checkpoint-4"
     sentinel = tmp_path / "ran"
     for path in engine_files(checkpoint):

@@ -1,6 +1,7 @@
 """Scale does not change the maths, end to end: the global batch 16 as 1 × 16, as 1 process × 2 accumulated
-micro-batches of 8, as 2 processes × 8 under torchrun (gloo on the CPU, plain Trainer and DeepSpeed ZeRO-2),
-and a 2-process run stopped by a signal on one rank and resumed."""
+micro-batches of 8, as 2 processes × 8 under torchrun with DeepSpeed ZeRO-2 (gloo on the CPU; the plain
+Trainer's 2 processes are the `world_size` recipe invariant's), and a 2-process run stopped by a signal on one
+rank and resumed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from safetensors.torch import load_file
 from harness.cli import EXIT_OK, main
 from harness.invariants.world_size import launch_env
 from tests.conftest import SPEC_DIR
+
+pytestmark = pytest.mark.slow  # torchrun: 2 processes
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
 # --keep-checkpoints: the weights after the last step are compared too, not only the best epoch's (the first
@@ -72,12 +75,12 @@ def test_two_accumulated_micro_batches_train_as_one_batch(one_by_sixteen, tmp_pa
             recipe["global_batch_size"]) == (1, 8, 2, 16)  # fmt: skip
 
 
-@pytest.mark.parametrize("deepspeed", ["none", "zero2"])
-def test_two_processes_train_as_one(one_by_sixteen, tmp_path, deepspeed):
-    if deepspeed != "none":
-        pytest.importorskip("deepspeed")
-    output_dir = tmp_path / f"2x8-{deepspeed}"
-    done = torchrun(output_dir, "--deepspeed", deepspeed)
+def test_two_processes_under_deepspeed_zero2_train_as_one(one_by_sixteen, tmp_path):
+    """The plain Trainer's 2 processes are the `world_size` recipe invariant's (tests/test_recipe_invariants.py);
+    here DeepSpeed's: its engine, not the Trainer, reduces the gradients and steps."""
+    pytest.importorskip("deepspeed")
+    output_dir = tmp_path / "2x8-zero2"
+    done = torchrun(output_dir, "--deepspeed", "zero2")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("results.json") == 1  # one summary line, from rank 0
     results = trained_as(output_dir, one_by_sixteen)

@@ -3,47 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-from pathlib import Path
+import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
 import harness.train.seed_run
 import harness.train.trainer
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.results.results_json import load_results
 from tests.conftest import SPEC_DIR
+from tests.run_helpers import SMALL, adapter, last_step, run_cli
 
-SPEC = str(SPEC_DIR / "compacter_pp.yaml")
-SMALL = ["--tasks", "rte", "--max-train-samples", "48", "--epochs", "2"]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(["run", SPEC, *SMALL, *args])
-    out, err = capsys.readouterr()
-    return code, out, err
+pytestmark = pytest.mark.slow  # trains and resumes runs, DeepSpeed among them
 
 
-def adapter(output_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(output_dir / "rte" / "seed42" / "best" / "adapter.safetensors"))
-
-
-@pytest.fixture(scope="module")
-def deepspeed_run(tmp_path_factory):
-    """One smoke run through DeepSpeed ZeRO-2 on the CPU, shared by the tests that read its outputs."""
-    pytest.importorskip("deepspeed")
-    output_dir = tmp_path_factory.mktemp("run") / "out"
-    code = main(["run", SPEC, *SMALL, "--deepspeed", "zero2", "--output-dir", str(output_dir)])
-    return code, output_dir
-
-
-def test_a_deepspeed_smoke_run_writes_results_report_and_plot(deepspeed_run):
-    code, output_dir = deepspeed_run
-    assert code == EXIT_OK
+def test_a_deepspeed_smoke_run_writes_results_report_and_plot(zero2_runs):
+    output_dir = zero2_runs[0]
     loaded = load_results(output_dir / "results.json")  # the strict loader: format, hash, consistency
     results = loaded.results
     assert results.environment.deepspeed_stage == 2
@@ -57,11 +34,10 @@ def test_a_deepspeed_smoke_run_writes_results_report_and_plot(deepspeed_run):
     weights = adapter(output_dir)
     trainable = {n for n, _ in weights.items()}
     assert trainable and all("compacter_pp" in n or "layer_norm" in n for n in trainable)
-    assert not list((output_dir / "rte" / "seed42").glob("checkpoint-*"))  # per-epoch checkpoints cleaned up
 
 
-def test_an_existing_output_dir_is_never_overwritten_silently(deepspeed_run, capsys):
-    code, output_dir = deepspeed_run
+def test_an_existing_output_dir_is_never_overwritten_silently(zero2_runs, capsys):
+    output_dir = zero2_runs[0]
     before = (output_dir / "results.json").read_bytes()
     code, _, err = run_cli(capsys, "--deepspeed", "none", "--output-dir", str(output_dir))
     assert code == EXIT_BAD_INPUT
@@ -69,40 +45,18 @@ def test_an_existing_output_dir_is_never_overwritten_silently(deepspeed_run, cap
     assert (output_dir / "results.json").read_bytes() == before
 
 
-class InterruptAt(TrainerCallback):
-    """Sends this process SIGTERM during a given global step (1-based), as a scheduler would."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if state.global_step + 1 == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return control
-
-
-def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, capsys, monkeypatch):
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(plain_runs, tmp_path, capsys):
     """The weights after the last step, not only the best epoch's (which may predate the interruption), are the
     uninterrupted run's: the optimizer's moments and the schedule continue where they stopped."""
-    keep = ("--deepspeed", "none", "--keep-checkpoints")
-    straight = tmp_path / "straight"
-    assert run_cli(capsys, *keep, "--output-dir", str(straight))[0] == EXIT_OK
+    straight, interrupted = plain_runs[0], tmp_path / "interrupted"
+    shutil.copytree(plain_runs[1], interrupted)
+    assert [p.name for p in sorted((interrupted / "rte" / "seed42").glob("checkpoint-*"))] == [
+        "checkpoint-3", "checkpoint-4"
+    ]  # fmt: skip
+    assert not (interrupted / "results.json").exists()
 
-    interrupted = tmp_path / "interrupted"
-    original = harness.train.seed_run.make_trainer
-
-    def make_interrupted_trainer(*args, **kwargs):
-        trainer = original(*args, **kwargs)
-        trainer.add_callback(InterruptAt(step=4))  # in the second epoch (3 steps per epoch)
-        return trainer
-
-    monkeypatch.setattr(harness.train.seed_run, "make_trainer", make_interrupted_trainer)
-    code, _, err = run_cli(capsys, *keep, "--output-dir", str(interrupted))
-    assert code == 130 and "--resume" in err
-    assert list((interrupted / "rte" / "seed42").glob("checkpoint-4"))
-    monkeypatch.setattr(harness.train.seed_run, "make_trainer", original)
-
-    code, _, _ = run_cli(capsys, *keep, "--output-dir", str(interrupted), "--resume")
+    code, _, _ = run_cli(capsys, "--deepspeed", "none", "--keep-checkpoints", "--output-dir", str(interrupted),
+                         "--resume")  # fmt: skip
     assert code == EXIT_OK
     for weights in (adapter, last_step):
         a, b = weights(straight), weights(interrupted)
@@ -116,9 +70,9 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, caps
     assert scores[0] == scores[1]
 
 
-def last_step(output_dir: Path) -> dict[str, torch.Tensor]:
-    """The trainable weights after the last optimizer step (2 epochs × 3 steps), kept by --keep-checkpoints."""
-    return load_file(str(output_dir / "rte" / "seed42" / "checkpoint-6" / "adapter.safetensors"))
+def test_without_keep_checkpoints_no_epoch_checkpoint_is_left(tiny_run):
+    assert (tiny_run / "rte" / "seed42" / "best" / "adapter.safetensors").is_file()
+    assert not list((tiny_run / "rte" / "seed42").glob("checkpoint-*"))  # per-epoch checkpoints cleaned up
 
 
 def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
