@@ -19,6 +19,8 @@ from harness.model.budget import count_budget
 from harness.model.checked import read_buildable_spec
 from tests.conftest import SPEC_DIR
 
+pytestmark = pytest.mark.slow  # starts a process per method to time it
+
 TINY = ["--model", "t5_tiny", "--batch", "2", "--source-len", "16", "--target-len", "2"]
 QUICK = ["--steps", "2", "--warmup", "1", "--rounds", "1"]
 

@@ -282,6 +282,7 @@ def test_unreachable_hub_fails_at_once(monkeypatch):
     assert time.monotonic() - start < 10
 
 
+@pytest.mark.slow
 def test_offline_cli_exit_2_in_a_fresh_process():
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     result = subprocess.run([sys.executable, "-m", "harness", "data", "cb"], cwd=REPO, env=env, capture_output=True,

@@ -103,6 +103,7 @@ def said_gradients(tiny_model_file, backward: str, by_size: int | None = None):
     return said.z.grad.clone(), said.lambdas.grad.clone(), said
 
 
+@pytest.mark.slow
 def test_released_z_gradient_is_the_exact_one_over_L_i_per_tensor(tiny_model_file):
     scaled_z, scaled_lambdas, said = said_gradients(tiny_model_file, "scaled")
     sizes = sorted({1 << (p.numel() - 1).bit_length() for p in said.base_parameters()})

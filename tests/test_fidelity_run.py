@@ -21,6 +21,8 @@ from harness.train.run_options import RunOptions
 from harness.train.run_results import comparability
 from tests.conftest import SPEC_DIR
 
+pytestmark = pytest.mark.slow  # trains every method at the released fidelity
+
 METHODS = sorted(path.stem for path in SPEC_DIR.glob("*.yaml"))
 SMALL = ["--tasks", "copa", "--max-train-samples", "16", "--epochs", "1", "--deepspeed", "none"]
 ARGUMENTS = {q.methods[0]: q.argument for q in QUIRKS if q.argument}  # the method quirks and what they set

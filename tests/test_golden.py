@@ -24,6 +24,8 @@ from tests.golden.golden import (
     tolerances,
 )
 
+pytestmark = pytest.mark.slow  # trains seven methods three times each
+
 
 @pytest.fixture(scope="module")
 def golden():

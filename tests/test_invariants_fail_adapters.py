@@ -67,6 +67,7 @@ def test_placement_fails_when_bitfit_adds_a_final_layer_norm_bias(check_context,
 # --- rank_at_most -------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rank_at_most_fails_on_a_full_rank_weight(check_context, holds, monkeypatch):
     assert_holds(holds, "low_rank_adapter", "rank_at_most")
 
@@ -78,6 +79,7 @@ def test_rank_at_most_fails_on_a_full_rank_weight(check_context, holds, monkeypa
     assert_fails("rank_at_most", check_context("low_rank_adapter"), r"rank\(W\) = \d+ > r = 1")
 
 
+@pytest.mark.slow
 def test_rank_at_most_fails_when_forward_is_not_the_product(check_context, holds, monkeypatch):
     assert_holds(holds, "low_rank_adapter", "rank_at_most")
     monkeypatch.setattr(LowRankLinear, "forward", lambda self, x: (x @ self.weight_left) @ self.weight_right)

@@ -200,6 +200,7 @@ def test_export_refuses_a_method_that_does_not_fold_into_t5(smoke_run, tmp_path,
     assert not (tmp_path / "merged").exists()
 
 
+@pytest.mark.slow
 def test_an_exported_intrinsic_said_generates_as_the_trained_checkpoint(tmp_path, capsys):
     from transformers import T5ForConditionalGeneration
 

@@ -22,6 +22,8 @@ from harness.spec.invariant_catalog import RECIPE
 from harness.train.batching import GlobalBatchSampler, steps_per_epoch
 from tests.conftest import SPEC_DIR
 
+pytestmark = pytest.mark.slow  # trains to check the recipe; the world-size runs start 2 processes
+
 IN_PROCESS = [name for name in RECIPE if name != "world_size"]
 # the adapter family (Compacter++), accumulation 2 (prompt tuning, Intrinsic-SAID), every tensor (full FT)
 SPECS = ["compacter_pp", "prompt_tuning_tokens", "intrinsic_said", "full_finetune"]

@@ -22,6 +22,8 @@ from harness.train import output_dir
 from harness.train.output_dir import LOCK, MARKER, held, live_holder, prepare_output_dir
 from tests.conftest import SPEC_DIR
 
+pytestmark = pytest.mark.slow  # trains runs to check their output folders
+
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
 TINY = ["--tasks", "rte", "--max-train-samples", "16", "--epochs", "1", "--deepspeed", "none"]
 
