@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from harness.results.comparability import paper_epochs
 from harness.results.regression import with_regression
-from harness.results.results_json import FORMAT, spec_hash
+from harness.results.results_model import FORMAT, spec_hash
 from harness.spec.loader import default_spec_dir, read_spec
 
 

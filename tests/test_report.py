@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from harness.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from harness.results.report import PLOT_NAME, REPORT_NAME, fmt_bytes, fmt_seconds, run_labels
+from harness.results.report import PLOT_NAME, REPORT_NAME
+from harness.results.report_format import fmt_bytes, fmt_seconds, run_labels
 from harness.results.results_json import load_results
 from harness.spec.loader import default_spec_dir, read_spec
 from tests.results_helpers import example_results

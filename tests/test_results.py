@@ -18,7 +18,8 @@ import pytest
 from harness.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from harness.errors import ResultsError
 from harness.results.regression import compare
-from harness.results.results_json import load_results, spec_hash, validate_results
+from harness.results.results_json import load_results, validate_results
+from harness.results.results_model import spec_hash
 from harness.spec.loader import default_spec_dir, read_spec
 from tests.results_helpers import example_results
 
@@ -184,7 +185,7 @@ def test_trainable_percent_passes_only_when_it_rounds_to_the_printed_digits(adap
 
 
 def test_the_task_score_is_the_mean_over_seeds():
-    from harness.results.results_json import Run
+    from harness.results.results_model import Run
     from harness.train.run_results import mean_scores
 
     # three seeds: accuracy 60, 70, 95 -> 225 / 3 = 75; f1 50, 50, 80 -> 60; average (accuracy + f1) / 2 by seed

@@ -27,7 +27,8 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from harness.data.files import RawSplit, read_hub, read_local
+from harness.data.files import RawSplit, read_local
+from harness.data.hub import read_hub
 from harness.errors import DataError
 from harness.spec.fidelity import PAPER, Fidelity
 from harness.spec.tasks import HOLDOUT_SIZE, STSB_RANGE, Example, Task, format_row, get_task

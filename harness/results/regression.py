@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.model.budget import decimals, percent_matches
-from harness.results.results_json import BENCHMARKS, Check, Comparison, LoadedResults, Results, validate_results
+from harness.results.results_json import LoadedResults, validate_results
+from harness.results.results_model import BENCHMARKS, Check, Comparison, Results
 from harness.spec.schema import Spec
 
 # Scores are means of ×100 metrics: a value equal to the threshold up to float noise passes.

@@ -1,27 +1,24 @@
-"""report.md and a plot like the paper's Figure 1, from any set of results files.
-
-The plot: one point per run, the average test score (the mean over the run's tasks of each task's test
-average) against the trainable-parameter percentage on a log scale, marker area proportional to peak
-memory, labelled by method. Published points are drawn only from a spec's own numbers (its trainable
-percentage and a published GLUE / SuperGLUE average), never invented.
-matplotlib is optional: without it report.md is still written and says how to get the plot.
+"""report.md and the plot (`harness.results.report_plot`), written into a folder from any set of results files:
+the runs table, the per-task scores against the published numbers, the regression checks and a section per
+run (its predictions: `harness.results.report_predictions`).
 """
 
 from __future__ import annotations
 
-import os
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import OutputDirError, ResultsError
 from harness.results.regression import compare
-from harness.results.results_json import BENCHMARKS, Check, LoadedResults, Results
+from harness.results.report_format import fmt_bytes, fmt_scores, fmt_seconds, relative_link, run_labels, table_cell
+from harness.results.report_plot import write_plot
+from harness.results.report_predictions import predictions_section
+from harness.results.results_json import LoadedResults
+from harness.results.results_model import BENCHMARKS, Check, Results
 from harness.spec.schema import GLUE_TASKS, SUPERGLUE_TASKS
 
 REPORT_NAME = "report.md"
 PLOT_NAME = "score_vs_params.png"
-NO_MATPLOTLIB = "matplotlib is not installed: `pip install matplotlib`, then `python -m harness report … --overwrite`"
 STATUS_TEXT = {"pass": "pass", "fail": "**FAIL**", "missing": "missing", "not_comparable": "not comparable"}
 BENCHMARK_TITLES = {"glue": "GLUE avg", "superglue": "SuperGLUE avg"}
 
@@ -31,124 +28,6 @@ class ReportFiles:
     report: Path
     plot: Path | None  # None when matplotlib is missing or nothing could be plotted
     message: str | None  # why there is no plot
-
-
-# --- formatting --------------------------------------------------------------------------------------------
-
-
-def fmt_bytes(n: int) -> str:
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
-
-
-def fmt_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.1f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-
-
-def fmt_scores(scores: dict[str, float]) -> str:
-    """Every metric, the average last: `f1 88.10 · accuracy 84.00 · average 86.05`."""
-    parts = [f"{name} {value:.2f}" for name, value in scores.items() if name != "average"]
-    return " · ".join([*parts, f"average {scores['average']:.2f}"])
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def run_labels(loaded: list[LoadedResults]) -> list[str]:
-    """`method (profile)`, made unique with the results folder's name (then a counter) where needed."""
-    labels = [f"{item.results.method} ({item.results.profile})" for item in loaded]
-    counts = Counter(labels)
-    labels = [
-        f"{label} [{item.path.parent.name or item.path.name}]" if counts[label] > 1 else label
-        for label, item in zip(labels, loaded, strict=True)
-    ]
-    seen: Counter[str] = Counter()
-    unique = []
-    for label in labels:
-        seen[label] += 1
-        unique.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
-    return unique
-
-
-def _relative(path: Path, start: Path) -> str:
-    try:
-        return os.path.relpath(path.resolve(), start.resolve())
-    except ValueError:  # another drive (Windows)
-        return str(path)
-
-
-# --- plot ----------------------------------------------------------------------------------------------------
-
-
-def write_plot(loaded: list[LoadedResults], labels: list[str], path: Path) -> str | None:
-    """Draw the figure into `path`; returns why not (and writes nothing) when it cannot."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        return NO_MATPLOTLIB
-    points = [
-        (item, label) for item, label in zip(loaded, labels, strict=True) if item.results.budget.trainable_percent > 0
-    ]
-    if not points:
-        return "no run trains a positive percentage of parameters: nothing to draw on a log scale"
-    figure = Figure(figsize=(7.5, 4.8), dpi=150)
-    FigureCanvasAgg(figure)  # the Agg canvas, without pyplot's global state
-    axes = figure.add_subplot()
-    top = max(item.results.peak_memory_bytes for item, _ in points) or 1
-    methods = sorted({item.results.method for item, _ in points})
-    colours = {method: f"C{index % 10}" for index, method in enumerate(methods)}
-    for item, label in points:
-        run = item.results
-        area = 40 + 560 * run.peak_memory_bytes / top  # marker area ∝ peak memory, as the paper's Figure 1
-        x, y = run.budget.trainable_percent, run.average_score()
-        axes.scatter([x], [y], s=area, color=colours[run.method], alpha=0.6, edgecolors="black", linewidths=0.8)
-        axes.annotate(label, (x, y), xytext=(7, 5), textcoords="offset points", fontsize=8)
-    published = {}
-    for item, _ in points:  # the paper's own points, for the specs of runs that are comparable with it
-        spec = item.spec
-        if item.results.comparable and spec.budget.published_percent:
-            for entry in spec.published:
-                if entry.task in BENCHMARKS and entry.metric == "average":
-                    published[(spec.name, entry.task)] = (spec.budget.published_percent, entry.value)
-    for (name, benchmark), (x, y) in published.items():
-        axes.scatter([x], [y], s=60, marker="D", facecolors="none", edgecolors="black", linewidths=1.0)
-        axes.annotate(f"{name} (paper, {benchmark})", (x, y), xytext=(7, -10), textcoords="offset points", fontsize=7)
-    axes.set_xscale("log")
-    for axis_formatter, minor in ((axes.xaxis.set_major_formatter, False), (axes.xaxis.set_minor_formatter, True)):
-        axis_formatter(_percent_formatter(minor))
-    axes.set_xlabel("trainable parameters (% of the base model, log scale)")
-    axes.set_ylabel("average test score (mean over the run's tasks)")
-    axes.set_title(
-        f"Score against trainable parameters; marker area ∝ peak memory (largest {fmt_bytes(top)})", fontsize=9
-    )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.margins(x=0.25, y=0.2)
-    figure.tight_layout()
-    figure.savefig(path, format="png")
-    return None
-
-
-def _percent_formatter(minor: bool):
-    """Log-axis tick labels as plain percentages (0.1%, not 10^-1), keeping matplotlib's choice of ticks."""
-    from matplotlib.ticker import LogFormatter
-
-    class PercentLogFormatter(LogFormatter):
-        def __call__(self, x: float, pos: int | None = None) -> str:
-            return f"{x:g}%" if super().__call__(x, pos) else ""
-
-    return PercentLogFormatter(labelOnlyBase=not minor, minor_thresholds=(1, 0.5))
-
-
-# --- report.md -----------------------------------------------------------------------------------------------
 
 
 def _task_columns(loaded: list[LoadedResults]) -> tuple[list[str], list[str]]:
@@ -201,7 +80,7 @@ def _checks_table(labels: list[str], comparisons: list) -> list[str]:
             ours = "—" if check.actual is None else f"{check.actual:.{digits}f}"
             tolerance = "rounded" if check.tolerance is None else f"{check.tolerance}"
             row = [label, check.label, ours, f"{check.published}", tolerance, STATUS_TEXT[check.status], check.note]
-            lines.append("| " + " | ".join(_cell(text) for text in [*row, check.source or ""]) + " |")
+            lines.append("| " + " | ".join(table_cell(text) for text in [*row, check.source or ""]) + " |")
     if len(lines) == 2:
         return ["No spec in this report states a published number."]
     return lines
@@ -218,7 +97,7 @@ def _run_section(item: LoadedResults, label: str, comparison, output_dir: Path) 
     lines = [
         f"## {label}",
         "",
-        f"- results: `{_relative(item.path, output_dir)}`",
+        f"- results: `{relative_link(item.path, output_dir)}`",
         f"- method `{run.method}`, spec `{run.spec.name}` (`{run.spec.path}`, {run.spec.hash[:19]}…), "
         f"profile **{run.profile}**",
         f"- model: {run.model.source} (architecture {run.model.architecture}; the spec's model {run.model.spec_model})",
@@ -252,53 +131,7 @@ def _run_section(item: LoadedResults, label: str, comparison, output_dir: Path) 
                 f"| {task} | mean | | {fmt_scores(result.validation_mean)} | {fmt_scores(result.test_mean)} "
                 "| | | | | | |"
             )
-    return [*lines, "", *_predictions_section(item, output_dir)]
-
-
-ERRORS_SHOWN = 3  # test examples the model got wrong, per task and seed
-MAX_PREDICTIONS_BYTES = 200_000_000  # a test split of 100,000 examples is tens of megabytes
-
-
-def _predictions_section(item: LoadedResults, output_dir: Path) -> list[str]:
-    """Links to each run's predictions files and its first few wrong test predictions."""
-    lines = []
-    for task, result in item.results.tasks.items():
-        for one in result.runs:
-            folder = item.path.parent / task / f"seed{one.seed}"
-            files = [folder / f"{split}_predictions.jsonl" for split in ("test", "validation")]
-            links = ", ".join(f"[{f.name}]({_relative(f, output_dir)})" for f in files if f.is_file())
-            if not links:
-                continue
-            lines.append(f"**{task}, seed {one.seed}**: {links}")
-            wrong = _wrong_predictions(files[0])
-            if wrong is None:
-                lines += ["", f"(`{files[0].name}` is not readable JSON lines: no errors shown)", ""]
-                continue
-            if wrong:
-                lines += ["", "| source | target | prediction |", "|---|---|---|"]
-                lines += [f"| {_cell(r['source'][:160])} | {_cell(r['target'])} | {_cell(r['prediction'])} |"
-                          for r in wrong[:ERRORS_SHOWN]]  # fmt: skip
-            lines += ["", f"{len(wrong)} wrong test prediction{'s' if len(wrong) != 1 else ''}"
-                      + (f", the first {ERRORS_SHOWN} above" if len(wrong) > ERRORS_SHOWN else ""), ""]  # fmt: skip
-    return [*lines, ""] if lines else []
-
-
-def _wrong_predictions(path: Path) -> list[dict] | None:
-    """The rows whose prediction is not the target (None when the file is not the harness's JSON lines)."""
-    from harness.errors import InputError
-    from harness.inputs import decode_utf8, parse_json, read_bytes
-
-    if not path.exists():
-        return []
-    try:  # a regular file of bounded size, rows of bounded nesting: never a hang or a RecursionError
-        text = decode_utf8(read_bytes(path, MAX_PREDICTIONS_BYTES, "predictions file"), path)
-        rows = [parse_json(line, path) for line in text.splitlines() if line.strip()]
-    except InputError:
-        return None
-    keys = ("source", "target", "prediction")
-    if not all(isinstance(r, dict) and all(isinstance(r.get(key), str) for key in keys) for r in rows):
-        return None
-    return [r for r in rows if str(r["prediction"]).strip() != str(r["target"]).strip()]
+    return [*lines, "", *predictions_section(item, output_dir)]
 
 
 def render_report(loaded: list[LoadedResults], output_dir: Path, plot: Path | None, message: str | None) -> str:

@@ -4,7 +4,7 @@ epochs, its global batch over this launch, and the record every checkpoint of it
 from __future__ import annotations
 
 from harness.model.record import RECORD_FORMAT, CheckpointRecord, DataRecord, harness_version
-from harness.results.results_json import spec_hash
+from harness.results.results_model import spec_hash
 from harness.spec.fidelity import PAPER
 from harness.spec.loader import override_key
 from harness.train.batching import BatchPlan

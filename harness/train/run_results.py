@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results.regression import with_regression
-from harness.results.results_json import (
+from harness.results.results_model import (
     FORMAT,
     BudgetInfo,
     EmbeddedSpec,

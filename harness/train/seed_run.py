@@ -12,7 +12,7 @@ import time
 import torch
 
 from harness.model.record import ADAPTER_FILE
-from harness.results.results_json import Epoch, Run
+from harness.results.results_model import Epoch, Run
 from harness.train.batching import steps_per_epoch
 from harness.train.checkpoint_eval import write_predictions
 from harness.train.context import RunContext, load_backbone

@@ -19,7 +19,7 @@ import torch
 from harness.errors import SpecError
 from harness.model.checked import argument_error_line
 from harness.model.record import RECORD_FILE
-from harness.results.results_json import Results
+from harness.results.results_model import Results
 from harness.train.context import RunContext, count_budget_of, load_backbone, load_data, set_up, smoke_tokenizer
 from harness.train.devices import is_main_process
 from harness.train.output_dir import held, prepare_output_dir
