@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 import harness.train.seed_run
-from harness.cli import main
+from harness.cli import EXIT_OK, main
 from tests.conftest import SPEC_DIR
 
 SPEC = str(SPEC_DIR / "compacter_pp.yaml")
@@ -66,8 +66,6 @@ def interrupted_run(output_dir: Path, step: int, *args: str) -> None:
 def run_pair(root: Path, deepspeed: str) -> tuple[Path, Path]:
     """(an uninterrupted run, the same run stopped by SIGTERM in step 4 of 6), every checkpoint kept: the
     stopped one holds checkpoint-3 (the end of epoch 1) and checkpoint-4 (what --resume reads)."""
-    from harness.cli import EXIT_OK
-
     keep = ("--deepspeed", deepspeed, "--keep-checkpoints")
     assert main(["run", SPEC, *SMALL, *keep, "--output-dir", str(root / "straight")]) == EXIT_OK
     interrupted_run(root / "stopped", 4, *keep)
