@@ -85,6 +85,32 @@ def sublayer_sites(
     return sites
 
 
+PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")  # T5's dense layers, by their module names
+
+
+def named_projections(model: nn.Module, names: Iterable[str]) -> list[tuple[str, nn.Module]]:
+    """(path, nn.Linear) of every dense layer named one of `names` in any sub-layer of any block, in model order
+    (self-attention's and cross-attention's q, k, v, o; the feed-forward's wi or wi_0/wi_1, wo). Raises
+    ValueError for a name that is no T5 projection or that this model does not have."""
+    from torch import nn
+
+    names = tuple(names)
+    unknown = sorted(set(names) - set(PROJECTIONS))
+    if unknown:
+        raise ValueError(f"unknown projection(s) {unknown}; expected any of {list(PROJECTIONS)}")
+    found = []
+    for stack in STACKS:
+        for block_index, block in enumerate(getattr(model, stack).block):
+            for layer_index, layer in enumerate(block.layer):
+                for name, module in layer.named_modules():
+                    if isinstance(module, nn.Linear) and name.rsplit(".", 1)[-1] in names:
+                        found.append((f"{stack}.block.{block_index}.layer.{layer_index}.{name}", module))
+    absent = sorted(set(names) - {path.rsplit(".", 1)[-1] for path, _ in found})
+    if absent:
+        raise ValueError(f"this model has no projection named {absent} (a gated feed-forward has wi_0, wi_1)")
+    return found
+
+
 class _ApplyToOutput:
     """Forward hook replacing F's output o by module(o) (the first element when F returns a tuple).
 
@@ -100,12 +126,48 @@ class _ApplyToOutput:
         return self.module(output)
 
 
-def attach_after(owner: nn.Module, target: nn.Module, name: str, module: nn.Module, where: str = "") -> None:
-    """Register `module` as `owner.<name>` and apply it to the output of `target` (a forward hook)."""
+class _AddOnInput:
+    """Forward hook replacing F's output o by o + module(x), x F's input: a parallel branch (LoRA)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, inner: nn.Module, args: tuple, output):
+        return output + self.module(args[0])
+
+
+class _ApplyToInput:
+    """Forward pre-hook replacing F's input x by module(x) ((IA)³ on the feed-forward's inner activation)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, inner: nn.Module, args: tuple):
+        return (self.module(args[0]), *args[1:])
+
+
+def _register(owner: nn.Module, name: str, module: nn.Module, where: str) -> None:
     if hasattr(owner, name):
         raise ValueError(f"{where or type(owner).__name__} already has an attribute {name!r}")
     owner.add_module(name, module)
+
+
+def attach_after(owner: nn.Module, target: nn.Module, name: str, module: nn.Module, where: str = "") -> None:
+    """Register `module` as `owner.<name>` and apply it to the output of `target`: o ← M(o) (a forward hook)."""
+    _register(owner, name, module, where)
     target.register_forward_hook(_ApplyToOutput(module))
+
+
+def attach_before(owner: nn.Module, target: nn.Module, name: str, module: nn.Module, where: str = "") -> None:
+    """Register `module` as `owner.<name>` and apply it to the input of `target`: x ← M(x) (a pre-hook)."""
+    _register(owner, name, module, where)
+    target.register_forward_pre_hook(_ApplyToInput(module))
+
+
+def attach_beside(owner: nn.Module, target: nn.Module, name: str, module: nn.Module, where: str = "") -> None:
+    """Register `module` as `owner.<name>` and add it beside `target`: F(x) ← F(x) + M(x) (a forward hook)."""
+    _register(owner, name, module, where)
+    target.register_forward_hook(_AddOnInput(module))
 
 
 def attach_to_output(site: Site, name: str, module: nn.Module) -> None:

@@ -2,7 +2,8 @@
 
 Each `init` rule's values (all tensors its glob matches, pooled) are tested with a one-sample
 Kolmogorov–Smirnov test against the declared law; Glorot-uniform values are first divided by each
-tensor's bound gain·√(6/(rows+cols)) and tested against U(−1, 1). Constants must be exact, and so must
+tensor's bound gain·√(6/(rows+cols)) and Kaiming-uniform values by gain·√(3/fan_in), gain = √(2/(1+a²)), and
+tested against U(−1, 1). Constants must be exact, and so must
 copies of embedding rows (`embedding_rows`, start s: a (p, d) tensor equals rows s … s + p − 1 of the
 model's input embedding E, P = E[s : s + p], bit for bit, in storage of its own). Every parameter the
 method adds must be covered by a rule.
@@ -18,7 +19,14 @@ from scipy import stats
 from harness.invariants.context import CheckContext, InvariantViolation, added_parameter_names
 from harness.invariants.registry import invariant
 from harness.spec.invariant_catalog import KSOptions
-from harness.spec.schema import ConstantInit, EmbeddingRowsInit, GlorotUniformInit, NormalInit, UniformInit
+from harness.spec.schema import (
+    ConstantInit,
+    EmbeddingRowsInit,
+    GlorotUniformInit,
+    KaimingUniformInit,
+    NormalInit,
+    UniformInit,
+)
 from impl.inject import matching_names
 
 MIN_SAMPLES = 20
@@ -54,6 +62,10 @@ def samples(rule, tensors: list[torch.Tensor]):
     """The pooled values, standardised for the KS test, and the scipy law they should follow."""
     if isinstance(rule, GlorotUniformInit):
         scaled = [t.flatten() / (rule.gain * math.sqrt(6.0 / (t.shape[-2] + t.shape[-1]))) for t in tensors]
+        return torch.cat(scaled), stats.uniform(loc=-1.0, scale=2.0)
+    if isinstance(rule, KaimingUniformInit):
+        gain = math.sqrt(2.0 / (1.0 + rule.a**2))
+        scaled = [t.flatten() / (gain * math.sqrt(3.0 / t.shape[-1])) for t in tensors]  # fan_in: (out, in)
         return torch.cat(scaled), stats.uniform(loc=-1.0, scale=2.0)
     values = torch.cat([t.flatten() for t in tensors])
     if isinstance(rule, NormalInit):

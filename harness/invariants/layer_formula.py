@@ -15,7 +15,13 @@ weight is zero or the identity, then y ~ N(0, 1) is drawn in float64 and the mod
   - `low_rank` (Adapter-LowRank): x (w_l w_r) + b, w_l (in, r), w_r (r, out);
   - `phm` (PHM-Adapter): x (Σ_i A_i ⊗ B_i) + b, with `torch.kron`, B_i = `phm_weight`[i];
   - `lphm` (Compacter, Compacter++): the same with B_i = s_i t_i (`phm_weight_left`[i] @ `phm_weight_right`[i]);
-- `added_bias` (BitFit): y + b.
+- `added_bias` (BitFit): y + b;
+- on the dense layer T (weight W₀ or W, no bias in T5) that holds the module, so the hook that combines them
+  is checked too:
+  - `lora` (LoRA, Hu et al. §4.1): T(y) = y W₀ᵀ + (α/r) (y Aᵀ) Bᵀ, A = `weight_a` (r, in), B = `weight_b` (out, r),
+    α and r the spec's `alpha` and `rank` (never the module's own scaling);
+  - `rescale` ((IA)³, Liu et al. §4.3): K = l_k ⊙ (y W_kᵀ), V = l_v ⊙ (y W_vᵀ) on keys and values, and on the
+    feed-forward's output projection W₂ (T5's `wo`) T(y) = (l_ff ⊙ y) W₂ᵀ, l = `scale`.
 
 A check that could not tell the activations apart would prove nothing about f: every other known
 activation must differ from f on the drawn pre-activations D(y) by more than `DISCRIMINATION` (relative),
@@ -133,6 +139,58 @@ def width(module: nn.Module, layer: str) -> int:
     return blocks.shape[0] * blocks.shape[1]
 
 
+FEED_FORWARD_OUTPUT = "wo"  # W₂ of T5's feed-forward: (IA)³'s l_ff scales its input γ(W₁ x)
+
+
+def lora_reference(host: nn.Module, lora: nn.Module, y: torch.Tensor, rank: float, alpha: float) -> torch.Tensor:
+    """y W₀ᵀ + (α/r) (y Aᵀ) Bᵀ: (..., in) -> (..., out)."""
+    update = (y @ parameter(lora, "weight_a").t()) @ parameter(lora, "weight_b").t()  # (..., r) -> (..., out)
+    return y @ parameter(host, "weight").t() + (alpha / rank) * update
+
+
+def rescale_reference(host: nn.Module, rescale: nn.Module, y: torch.Tensor, name: str) -> torch.Tensor:
+    """(l ⊙ y) W₂ᵀ on the feed-forward's W₂, l ⊙ (y Wᵀ) on keys and values: (..., in) -> (..., out)."""
+    scale = parameter(rescale, "scale")
+    if name == FEED_FORWARD_OUTPUT:
+        return (scale * y) @ parameter(host, "weight").t()
+    return scale * (y @ parameter(host, "weight").t())
+
+
+def spec_number(ctx: CheckContext, key: str) -> float:
+    value = ctx.method_args.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvariantViolation(f"the spec's method args state no positive {key!r}: the reference needs it")
+    return value
+
+
+def check_host_formula(ctx: CheckContext, model: nn.Module, modules: dict[str, nn.Module], layer: str) -> str:
+    """The dense layer holding each module computes LoRA's or (IA)³'s equation (a module kept elsewhere fails)."""
+    if layer == "lora":
+        rank, alpha = spec_number(ctx, "rank"), spec_number(ctx, "alpha")
+        equation = f"y W₀ᵀ + ({alpha:g}/{rank:g}) y Aᵀ Bᵀ"
+    else:
+        equation = "l ⊙ (y Wᵀ) (keys, values), (l ⊙ y) W₂ᵀ (wo)"
+    generator = torch.Generator().manual_seed(1)
+    worst = 0.0
+    for name, module in modules.items():
+        path = name.rsplit(".", 1)[0]
+        host = model.get_submodule(path)
+        if not isinstance(host, nn.Linear):
+            raise InvariantViolation(f"{name} is not held by a dense layer: {path} is {type(host).__name__}")
+        y = torch.randn(2, 5, host.in_features, generator=generator, dtype=torch.float64)  # (B, T, in)
+        with torch.no_grad():
+            got = host(y)  # (B, T, out)
+            if layer == "lora":
+                want = lora_reference(host, module, y, rank, alpha)
+            else:
+                want = rescale_reference(host, module, y, path.rsplit(".", 1)[-1])
+        error = relative_error(got, want)
+        if not error <= TOLERANCE:
+            raise InvariantViolation(f"{path} differs from {equation} by {error:.3g} (relative)")
+        worst = max(worst, error)
+    return f"{len(modules)} dense layers with random {ctx.method_name} weights equal {equation} (worst {worst:.1g})"
+
+
 def check_discriminates(adapter: nn.Module, y: torch.Tensor, options: FormulaOptions, activation: str, where: str):
     pre = PROJECTIONS[options.layer](adapter.down, y)  # (B, T, d): D(y)
     chosen = ACTIVATIONS[activation](pre)
@@ -147,8 +205,8 @@ def check_discriminates(adapter: nn.Module, y: torch.Tensor, options: FormulaOpt
 @invariant("layer_formula")
 def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
     method = ctx.method_name
-    activation = ctx.method_args.get("non_linearity") if options.layer != "added_bias" else None
-    if options.layer != "added_bias" and activation not in ACTIVATIONS:
+    activation = ctx.method_args.get("non_linearity") if options.layer in PROJECTIONS else None
+    if options.layer in PROJECTIONS and activation not in ACTIVATIONS:
         raise InvariantViolation(
             f"the spec's non_linearity {activation!r} has no reference formula here (known: {sorted(ACTIVATIONS)})"
         )
@@ -157,6 +215,8 @@ def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
     modules = method_modules(model, method)
     if not modules:
         raise InvariantViolation(f"no module is registered as <path>.{method}: nothing to check")
+    if options.layer in ("lora", "rescale"):
+        return check_host_formula(ctx, model, modules, options.layer)
     equation = "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))) with {options.layer} D, U"
     generator = torch.Generator().manual_seed(1)
     worst = 0.0

@@ -19,9 +19,15 @@ adapter-family modules go"), evaluated with the *base* model's modules:
 For every placed M the wrong places — after the residual M(h + m ⊙ F), after the dropout h + M(m ⊙ F),
 on the sub-layer's input h + m ⊙ F(LN(M(h))) and between the layer norm and F h + m ⊙ F(M(LN(h))) — must
 differ from the right one, or the check could not tell them apart and fails. For a method placed inside
-sub-layers (`targets`, BitFit), every target module T of the spec's sub-layers (and each `outside_blocks`
-module) must compute M(T₀(x)) when it holds an M, T₀(x) otherwise, T₀ the base model's module; M on the
-input, T₀(M(x)), must differ where the shapes allow it.
+sub-layers, every named module T of the spec's sub-layers (and each `outside_blocks` module) must compute,
+T₀ the base model's module,
+
+- `targets` (BitFit's biases, (IA)³'s l_k, l_v): M(T₀(x)) when it holds an M; M on the input, T₀(M(x)), must
+  differ where the shapes allow it;
+- `inputs_of` ((IA)³'s l_ff on wo): T₀(M(x)); M on the output, M(T₀(x)), must differ where the shapes allow;
+- `beside` (LoRA): T₀(x) + M(x); T₀(x) alone and M on the output must differ;
+
+and T₀(x) when it holds none.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ SUBLAYER_CLASSES = {  # T5's sub-layer classes and mT5's copies of them (transfo
 
 
 def expected_paths(model: torch.nn.Module, method: str, options: PlacementOptions) -> set[str]:
-    expected = set()
+    expected, inside = set(), options.inside()
     for stack, chosen in (("encoder", options.encoder_blocks), ("decoder", options.decoder_blocks)):
         for index, block in enumerate(getattr(model, stack).block):
             if chosen is not None and index not in chosen:
@@ -51,12 +57,12 @@ def expected_paths(model: torch.nn.Module, method: str, options: PlacementOption
                 if SUBLAYER_CLASSES.get(type(layer).__name__) not in options.sublayers:
                     continue
                 prefix = f"{stack}.block.{index}.layer.{layer_index}"
-                if options.targets is None:
+                if not inside:
                     expected.add(f"{prefix}.{method}")
                     continue
                 for name, _ in layer.named_modules():
                     parts = name.split(".")
-                    if name and method not in parts and parts[-1] in options.targets:
+                    if name and method not in parts and parts[-1] in inside:
                         expected.add(f"{prefix}.{name}.{method}")
     return expected | {f"{path}.{method}" for path in options.outside_blocks}
 
@@ -90,7 +96,7 @@ def placement(ctx: CheckContext, options: PlacementOptions) -> str:
     randomise(model, method)
     base = ctx.base_model().double().eval()
     with torch.no_grad():
-        if options.targets is None:
+        if not options.inside():
             acting = check_sublayer_behaviour(model, base, method)
         else:
             acting = check_target_behaviour(model, base, method, options)
@@ -187,9 +193,11 @@ def check_sublayer_behaviour(model: torch.nn.Module, base: torch.nn.Module, meth
 
 
 def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method: str, options) -> str:
-    """Each target module T computes M(T₀(x)) where it holds M, T₀(x) elsewhere."""
+    """Each named module T computes M(T₀(x)), T₀(M(x)) or T₀(x) + M(x) (as declared) where it holds M, T₀(x)
+    elsewhere."""
     generator = torch.Generator().manual_seed(3)
     base_modules = dict(base.named_modules())
+    inside = options.inside()
     targets = []
     for stack in ("encoder", "decoder"):
         for index, block in enumerate(getattr(model, stack).block):
@@ -199,11 +207,11 @@ def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method
                 prefix = f"{stack}.block.{index}.layer.{layer_index}"
                 for name, module in layer.named_modules():
                     parts = name.split(".")
-                    if name and method not in parts and parts[-1] in options.targets:
-                        targets.append((f"{prefix}.{name}", module))
-    targets += [(path, model.get_submodule(path)) for path in options.outside_blocks]
+                    if name and method not in parts and parts[-1] in inside:
+                        targets.append((f"{prefix}.{name}", module, inside[parts[-1]]))
+    targets += [(path, model.get_submodule(path), "output") for path in options.outside_blocks]
     acting = 0
-    for path, module in targets:
+    for path, module, how in targets:
         original = base_modules[path]
         size = original.in_features if isinstance(original, torch.nn.Linear) else original.weight.shape[-1]
         x = torch.randn(2, 5, size, generator=generator, dtype=torch.float64)  # (B, T, in)
@@ -212,9 +220,23 @@ def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method
         if added is None:
             compare(got, plain, f"{path} holds no {method} module but differs from T5's")
             continue
-        right = added(plain)
-        compare(got, right, f"{path}: the output is not {method}(T(x))")
-        if plain.shape == x.shape:
-            require_distinct(right, {"M on the input": original(added(x))}, path)
+        right, wrong = placed_output(original, added, x, plain, how)
+        compare(got, right, f"{path}: the output is not {PLACED[how]}")
+        require_distinct(right, wrong, path)
         acting += 1
-    return f"{acting} target modules compute M(T(x))"
+    return f"{acting} named modules compute {', '.join(sorted({PLACED[how] for _, _, how in targets}))}"
+
+
+PLACED = {"output": "M(T(x))", "input": "T(M(x))", "beside": "T(x) + M(x)"}
+
+
+def placed_output(original, added, x: torch.Tensor, plain: torch.Tensor, how: str):
+    """(the declared placement's output, the wrong placements the shapes allow), T = `original`, M = `added`."""
+    if how == "output":
+        return added(plain), ({"M on the input": original(added(x))} if plain.shape == x.shape else {})
+    if how == "input":
+        return original(added(x)), ({"M on the output": added(plain)} if plain.shape == x.shape else {})
+    wrong = {"T alone": plain}
+    if plain.shape == x.shape:
+        wrong["M on the output"] = added(plain)
+    return plain + added(x), wrong

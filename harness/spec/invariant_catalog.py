@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Bounds refuse the absurd: the checks train a tiny model for `steps` steps (a typo's 10**9 would run for
 # days) and T5 has at most a few dozen blocks.
@@ -43,8 +43,9 @@ class FastfoodOptions(Options):
 
 class FormulaOptions(Options):
     # which paper equation the added modules compute: a bottleneck adapter y + U(f(D(y))) with D, U of this
-    # kind (f is the method's non_linearity), or BitFit's added bias y + b
-    layer: Literal["linear", "low_rank", "phm", "lphm", "added_bias"]
+    # kind (f is the method's non_linearity), BitFit's added bias y + b, or, on the dense layer holding the
+    # module, LoRA's y W₀ᵀ + (α/r) y Aᵀ Bᵀ and (IA)³'s l ⊙ (y Wᵀ) (keys, values) or (l ⊙ y) W₂ᵀ (feed-forward)
+    layer: Literal["linear", "low_rank", "phm", "lphm", "added_bias", "lora", "rescale"]
 
 
 class KSOptions(Options):
@@ -65,8 +66,30 @@ class PlacementOptions(Options):
     sublayers: list[Literal["self_attention", "cross_attention", "feed_forward"]]
     encoder_blocks: list[Block] | None = None  # None: every block
     decoder_blocks: list[Block] | None = None
-    targets: list[str] | None = None  # None: on the sub-layer itself; else modules of these names inside it
+    # None: on the sub-layer itself; else modules of these names inside it, M on their output: T(x) ← M(T(x))
+    targets: list[str] | None = None
+    inputs_of: list[str] = []  # modules inside the sub-layers whose input M transforms: T(x) ← T(M(x))
+    beside: list[str] = []  # modules inside the sub-layers that M runs beside: T(x) ← T(x) + M(x)
     outside_blocks: list[str] = []
+
+    @model_validator(mode="after")
+    def _each_module_once(self) -> PlacementOptions:
+        lists = {"targets": self.targets or [], "inputs_of": self.inputs_of, "beside": self.beside}
+        seen: dict[str, str] = {}
+        for key, names in lists.items():
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{name!r} is in both {seen[name]} and {key}: a module is placed one way")
+                seen[name] = key
+        return self
+
+    def inside(self) -> dict[str, str]:
+        """{module name: "output" | "input" | "beside"} for the modules inside the sub-layers ({}: on the sub-layer)."""
+        return {
+            **{name: "output" for name in self.targets or []},
+            **{name: "input" for name in self.inputs_of},
+            **{name: "beside" for name in self.beside},
+        }
 
 
 class ProjectionOptions(Options):
@@ -93,6 +116,7 @@ ADAPTER_FAMILY = ("adapter", "pfeiffer_adapter", "adapter_drop", "low_rank_adapt
 PHM_METHODS = ("phm_adapter", "compacter", "compacter_pp")
 PROMPT_METHODS = ("prompt_tuning_random", "prompt_tuning_tokens")
 SAID = ("intrinsic_said",)
+REFERENCE = ("lora", "ia3")  # beyond the paper: the methods a comparison with Compacter starts from
 
 
 @dataclass(frozen=True)
@@ -134,7 +158,7 @@ DECLARED: dict[str, Declared] = {
     ),
     "identity_at_init": Declared(
         "Bit-identical logits at init; one step moves them.",
-        methods=(*ADAPTER_FAMILY, "bitfit", "full_finetune", *SAID),
+        methods=(*ADAPTER_FAMILY, "bitfit", *REFERENCE, "full_finetune", *SAID),
         needs="a neutral start (a prompt has none: state prompt_extends_input)",
     ),
     "init_distribution": Declared(
@@ -148,10 +172,11 @@ DECLARED: dict[str, Declared] = {
     ),
     "layer_formula": Declared(
         "Every added module, with random weights, equals its paper equation written independently "
-        "(y + U(f(D(y))) with f and D, U from their formulas; y + b); the activations are told apart.",
+        "(y + U(f(D(y))) with f and D, U from their formulas; y + b; y W₀ᵀ + (α/r) y Aᵀ Bᵀ; l ⊙ y Wᵀ, (l ⊙ y) Wᵀ); "
+        "the activations are told apart.",
         FormulaOptions,
-        methods=(*ADAPTER_FAMILY, "bitfit"),
-        needs="modules registered under the method's name (adapters, BitFit's biases)",
+        methods=(*ADAPTER_FAMILY, "bitfit", *REFERENCE),
+        needs="modules registered under the method's name (adapters, BitFit's biases, LoRA, (IA)³)",
     ),
     "lambda_coupling": Declared(
         "Intrinsic-SAID: λ_i = 0 gives back exactly θ_i⁰ and only it, λ_i scales θ_i's offset; the unused last λ "
@@ -163,7 +188,7 @@ DECLARED: dict[str, Declared] = {
         "After training steps, the method merged into the stock T5 (save_pretrained, from_pretrained) holds none "
         "of its modules and gives its logits.",
         MergedExportOptions,
-        methods=("full_finetune", *SAID),  # the methods whose merge rule is a function (impl.registry)
+        methods=("full_finetune", *SAID, *REFERENCE),  # the methods whose merge rule is a function (impl.registry)
         needs="a method that folds into the stock T5's weights",
     ),
     "near_identity_at_init": Declared(
@@ -186,10 +211,10 @@ DECLARED: dict[str, Declared] = {
     ),
     "placement": Declared(
         "The method's modules are exactly at the declared sub-layers and blocks (never elsewhere), all run, and act "
-        "there: h + dropout(M(F(LN(h)))), T5's own elsewhere.",
+        "there: h + dropout(M(F(LN(h)))), or M(T(x)), T(M(x)), T(x) + M(x) for a module T inside; T5's own elsewhere.",
         PlacementOptions,
-        methods=(*ADAPTER_FAMILY, "bitfit"),
-        needs="modules placed in T5's sub-layers (adapters, BitFit's biases)",
+        methods=(*ADAPTER_FAMILY, "bitfit", *REFERENCE),
+        needs="modules placed in T5's sub-layers (adapters, BitFit's biases, LoRA, (IA)³)",
     ),
     "reproducible_projection": Declared(
         "Projections depend on projection_seed only; a trained checkpoint reloads bit-exactly and refuses "

@@ -96,6 +96,15 @@ class GlorotUniformInit(Strict):
     gain: PositiveFloat = 1.0
 
 
+class KaimingUniformInit(Strict):
+    """U(−b, b), b = gain·√(3 / fan_in), gain = √(2 / (1 + a²)), fan_in the last dim of each (out, in) tensor:
+    torch's `kaiming_uniform_` (a = √5, b = 1/√fan_in, is nn.Linear's and `peft`'s LoRA A)."""
+
+    params: str
+    distribution: Literal["kaiming_uniform"]
+    a: Annotated[float, Field(ge=0.0)] = 2.23606797749979  # √5
+
+
 class ConstantInit(Strict):
     params: str
     distribution: Literal["zeros", "ones"]
@@ -110,7 +119,8 @@ class EmbeddingRowsInit(Strict):
 
 
 InitRule = Annotated[
-    NormalInit | UniformInit | GlorotUniformInit | ConstantInit | EmbeddingRowsInit, Field(discriminator="distribution")
+    NormalInit | UniformInit | GlorotUniformInit | KaimingUniformInit | ConstantInit | EmbeddingRowsInit,
+    Field(discriminator="distribution"),
 ]
 
 

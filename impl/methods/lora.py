@@ -1,0 +1,77 @@
+"""LoRA (Hu et al. 2021, arXiv 2106.09685), a reference method beyond the Compacter paper.
+
+Each chosen dense layer W₀ of T5 (frozen) gains a trained low-rank update,
+
+    h = W₀ x + (α / r) B A x,   A ∈ R^{r×in} ~ U(−1/√in, 1/√in),   B ∈ R^{out×r} = 0,
+
+on q and v of every self-attention and cross-attention (the paper's choice in §7.1 and `peft`'s default for
+T5), r = α = 8 (`peft`'s defaults; the paper sets α to the first r it tries and does not tune it). Only A and
+B train: 2·r·d per layer, 884,736 on t5-base. The update folds into W₀ exactly: W = W₀ + (α/r) B A.
+Each update is a `LoRAUpdate` registered as `<projection>.lora` and added by a forward hook.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from impl.registry import MethodArgumentError, register
+
+if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
+    import torch
+    from torch import nn
+
+NAME = "lora"
+Projection = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
+
+
+def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The stock T5's parameters with every adapted W₀ replaced by W₀ + (α/r) B A (computed in float64)."""
+    import torch
+
+    updates = {
+        name.removesuffix(f".{NAME}"): module for name, module in model.named_modules() if name.endswith(f".{NAME}")
+    }
+    state = {}
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if NAME in name.split("."):
+                continue
+            owner, _, leaf = name.rpartition(".")
+            if owner in updates and leaf == "weight":
+                update = updates[owner]
+                delta = update.weight_b.double() @ update.weight_a.double() * update.scaling  # (out, r) @ (r, in)
+                merged = parameter.double() + delta  # (out, in), nn.Linear's layout
+                state[name] = merged.to(parameter.dtype)
+            else:
+                state[name] = parameter.detach().clone()
+    return state
+
+
+@register(NAME, merge=merged_state)
+def build(
+    model: nn.Module,
+    *,
+    rank: int = 8,
+    alpha: float = 8.0,
+    dropout: float = 0.0,
+    targets: tuple[Projection, ...] = ("q", "v"),
+) -> None:
+    """LoRA: h = W₀ x + (α/r) B A x on the target projections (q, v of every attention), B = 0 at init."""
+    from impl.inject import attach_beside, named_projections
+    from impl.layers.lora import LoRAUpdate
+
+    if rank < 1:
+        raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
+    if not alpha > 0:
+        raise MethodArgumentError("alpha", f"must be positive, got {alpha}")
+    if not 0.0 <= dropout < 1.0:
+        raise MethodArgumentError("dropout", f"must be in [0, 1), got {dropout}")
+    if not targets:
+        raise MethodArgumentError("targets", "must name at least one projection")
+    try:
+        projections = named_projections(model, targets)
+    except ValueError as error:
+        raise MethodArgumentError("targets", str(error)) from error
+    for path, linear in projections:
+        update = LoRAUpdate(linear.in_features, linear.out_features, rank, alpha, dropout)
+        attach_beside(linear, linear, NAME, update, where=path)
