@@ -4,6 +4,7 @@ plot."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -139,13 +140,15 @@ def environment(ctx: RunContext) -> dict[str, Any]:
 
 
 def write_outputs(results: Results, output_dir: Path) -> None:
-    """results.json first, then report.md and the plot: a failing report never loses the finished training."""
+    """results.json first, then each run's model card, then report.md and the plot: a failing card or report is
+    logged, never raised, and never loses the finished training."""
     from harness.results.report import write_report
     from harness.results.results_json import save_results
 
     path = output_dir / "results.json"
     path.unlink(missing_ok=True)
     loaded = save_results(results, path)
+    write_cards(loaded.results, output_dir)
     try:
         files = write_report([loaded], output_dir, overwrite=True)
     except Exception as error:  # the results and checkpoints are kept; the report can be rebuilt
@@ -153,3 +156,21 @@ def write_outputs(results: Results, output_dir: Path) -> None:
                   path, type(error).__name__, error, output_dir)  # fmt: skip
         return
     log.info("wrote %s, %s%s", path, files.report, f", {files.plot}" if files.plot else f" ({files.message})")
+
+
+def write_cards(results: Results, output_dir: Path) -> None:
+    """Each run's `best/README.md`, its model card (`harness.results.model_card`), written by the main process
+    only (the only one that writes the results). A card that cannot be written is logged, and any earlier card
+    in its folder removed (it would describe other weights); the results and the checkpoints are kept."""
+    from harness.results.model_card import CARD_FILE, checkpoint_card, write_card
+
+    for task, result in results.tasks.items():
+        for run in result.runs:
+            folder = output_dir / Path(run.best_checkpoint).parent
+            try:
+                write_card(folder, checkpoint_card(folder, run, results))
+            except Exception as error:  # the training is done: a card is never worth losing it
+                with contextlib.suppress(OSError):
+                    (folder / CARD_FILE).unlink(missing_ok=True)
+                log.error("%s / seed %d: no model card in %s (%s: %s); results.json and the checkpoint are kept",
+                          task, run.seed, folder, type(error).__name__, " ".join(str(error).split()))  # fmt: skip

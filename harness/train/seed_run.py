@@ -12,6 +12,7 @@ import time
 import torch
 
 from harness.model.record import ADAPTER_FILE
+from harness.results.model_card import CARD_FILE
 from harness.results.results_model import Epoch, Run
 from harness.train.batching import steps_per_epoch
 from harness.train.checkpoint_eval import write_predictions
@@ -85,6 +86,8 @@ def run_seed(ctx: RunContext, data, task: str, seed: int) -> Run:
         raise Interrupted(f"signal {signals.received}: checkpoint saved in {folder}; continue with --resume")
     test = scorers["test"](test_predictions)
     best = folder / "best"
+    if is_main_process():  # a card from before (a finished seed trained again) would describe other weights
+        (best / CARD_FILE).unlink(missing_ok=True)  # the results write this run's (`run_results.write_cards`)
     trainer._save(str(best))  # the best epoch's trainable tensors (load_best_model_at_end restored them)
     history = epoch_history(trainer.state.log_history)
     best_epoch = max(history, key=lambda h: h["validation"]["average"])["epoch"] if history else epochs
