@@ -54,7 +54,23 @@ def test_t5_base_has_the_papers_denominator():
 # Compacter++: 2·48·1,056 + 64 = 101,440; biases 48 × 1,056 = 50,688; total 277,056.
 # PHM-Adapter with n = 8: 4·48·(1024·32/8 + 512) = 192·4,608 = 884,736; biases 101,376;
 #   total 884,736 + 101,376 + 124,928 = 1,111,040.
+# LoRA, 2·r·(in + out)/2 per adapted layer: A (r × in) + B (out × r); q and v of every attention: 2 per encoder
+#   block (self), 4 per decoder block (self, cross). On T5 q, v map k → heads·d_kv = k.
+#   t5-base, r = 8: (12·2 + 12·4) = 72 layers × 8·(768 + 768) = 72 × 12,288 = 884,736.
+#   t5-small, r = 8: (6·2 + 6·4) = 36 × 8·(512 + 512) = 36 × 8,192 = 294,912.
+#   t5-small, r = 16, targets q, v, wi: 36 × 16·1,024 = 589,824; wi (512 → 2,048) in 12 blocks:
+#   12 × 16·(512 + 2,048) = 491,520; total 1,081,344.
+# (IA)³, one vector per k, v (out = k) and per wo (its input, d_ff): encoder block 2k + d_ff, decoder 4k + d_ff.
+#   t5-base: 12·(1,536 + 3,072) + 12·(3,072 + 3,072) = 55,296 + 73,728 = 129,024.
+#   t5-small: 6·(1,024 + 2,048) + 6·(2,048 + 2,048) = 18,432 + 24,576 = 43,008.
+#   t5-v1_1-base (gated, d_ff 2,048): 12·(1,536 + 2,048) + 12·(3,072 + 2,048) = 43,008 + 61,440 = 104,448.
 CASES = [
+    ("lora", "t5_base", {}, 884_736),
+    ("lora", "t5_small", {}, 294_912),
+    ("lora", "t5_small", {"rank": 16, "alpha": 32.0, "targets": ["q", "v", "wi"]}, 1_081_344),
+    ("ia3", "t5_base", {}, 129_024),
+    ("ia3", "t5_small", {}, 43_008),
+    ("ia3", "t5_v1_1_base", {}, 104_448),
     ("compacter", "t5_base", {}, 161_728),
     ("compacter_pp", "t5_base", {}, 104_704),
     ("phm_adapter", "t5_base", {}, 398_976),
@@ -67,12 +83,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("spec_name, model, args, expected", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize("spec_name, model, args, expected", CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)])
 def test_counted_budget_equals_the_formula(spec_name, model, args, expected):
     assert count(spec_name, model, **args) == expected
 
 
-@pytest.mark.parametrize("spec_name", ["compacter", "compacter_pp", "phm_adapter"])
+@pytest.mark.parametrize("spec_name", ["compacter", "compacter_pp", "phm_adapter", "lora", "ia3"])
 def test_budget_report_agrees_with_the_spec_and_the_paper(spec_name):
     report = count_budget(read_buildable_spec(SPEC_DIR / f"{spec_name}.yaml"))
     assert report.ok is True

@@ -220,7 +220,10 @@ def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method
         if added is None:
             compare(got, plain, f"{path} holds no {method} module but differs from T5's")
             continue
-        right, wrong = placed_output(original, added, x, plain, how)
+        try:
+            right, wrong = placed_output(original, added, x, plain, how)
+        except RuntimeError as error:  # M's size does not fit where the spec places it
+            raise InvariantViolation(f"{path}: M cannot compute {PLACED[how]} here: {error}") from error
         compare(got, right, f"{path}: the output is not {PLACED[how]}")
         require_distinct(right, wrong, path)
         acting += 1
