@@ -331,3 +331,21 @@ def test_answers_without_importing_torch_or_transformers(spec_copy, argv):
     assert int(code) == (EXIT_BAD_INPUT if argv[0] == "validate" else EXIT_OK), done.stderr
     if argv[0] == "validate":
         assert done.stderr.startswith(f"{bad}: training.learning_rate: Input should be a valid number"), done.stderr
+
+
+def test_a_reader_that_quits_early_gets_no_traceback():
+    """`python -m harness ls | head -0`: stdout's reader is gone before the first write; the command stops
+    quietly with 141 (128 + SIGPIPE), as a shell's writer would, and writes nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader quits before the command writes anything
+    try:
+        done = subprocess.run([sys.executable, "-m", "harness", "ls"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    finally:
+        os.close(write)
+    assert done.stderr == ""
+    assert done.returncode == 141

@@ -189,7 +189,7 @@ def test_every_method_declares_its_merge_rule_beside_its_builder():
     assert all(isinstance(why, str) and why.strip() and "\n" not in why for why in reasons.values()), reasons
     mergeable = {name for name in rules if get(name).mergeable}
     assert mergeable == set(rules) - set(reasons) == set(DECLARED["merged_export"].methods)
-    assert mergeable == {"full_finetune", "intrinsic_said"}
+    assert mergeable == {"full_finetune", "intrinsic_said", "lora", "ia3"}
 
 
 def test_export_refuses_a_method_that_does_not_fold_into_t5(smoke_run, tmp_path, capsys):

@@ -11,6 +11,7 @@ never as a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from harness.cli import bench, checkpoints, data, fidelity, results, run, specs
@@ -35,10 +36,19 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+EXIT_READER_GONE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader quit (`… | head -1`)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # inside the try: a reader that quit early is met here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # the reader of stdout quit: stop quietly, as `cat` does, with no traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere
+        return EXIT_READER_GONE
     except InputError as error:
         for line in error.errors:
             print(line, file=sys.stderr)
