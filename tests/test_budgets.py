@@ -54,7 +54,7 @@ def test_t5_base_has_the_papers_denominator():
 # Compacter++: 2·48·1,056 + 64 = 101,440; biases 48 × 1,056 = 50,688; total 277,056.
 # PHM-Adapter with n = 8: 4·48·(1024·32/8 + 512) = 192·4,608 = 884,736; biases 101,376;
 #   total 884,736 + 101,376 + 124,928 = 1,111,040.
-# LoRA, 2·r·(in + out)/2 per adapted layer: A (r × in) + B (out × r); q and v of every attention: 2 per encoder
+# LoRA, r·(in + out) per adapted layer: A (r × in) + B (out × r); q and v of every attention: 2 per encoder
 #   block (self), 4 per decoder block (self, cross). On T5 q, v map k → heads·d_kv = k.
 #   t5-base, r = 8: (12·2 + 12·4) = 72 layers × 8·(768 + 768) = 72 × 12,288 = 884,736.
 #   t5-small, r = 8: (6·2 + 6·4) = 36 × 8·(512 + 512) = 36 × 8,192 = 294,912.

@@ -31,8 +31,8 @@ def test_layer_formula_fails_on_a_changed_lora_scaling(check_context, holds, mon
     assert run_invariant("layer_formula", ctx).ok, "the unbroken LoRA with α = 16 must pass first"
     init = LoRAUpdate.__init__
 
-    def scaled(self, in_features, out_features, rank, alpha, dropout=0.0):
-        init(self, in_features, out_features, rank, alpha, dropout)
+    def scaled(self, in_features, out_features, rank, alpha):
+        init(self, in_features, out_features, rank, alpha)
         self.scaling = scaling(rank, alpha)
 
     monkeypatch.setattr(LoRAUpdate, "__init__", scaled)

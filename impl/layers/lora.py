@@ -4,9 +4,9 @@
 
 W₀ frozen, A and B trained. B = 0 at init, so ΔW = 0 and the model starts exactly at W₀. A is drawn as
 `peft` draws it, kaiming-uniform with a = √5, i.e. U(−1/√in, 1/√in); the paper says only "a random
-Gaussian" (no scale) and `peft` offers N(0, 1/r²) as `init_lora_weights="gaussian"`. Dropout, when set, acts
-on the input of A only (`peft`'s `lora_dropout`). This module computes the update
-ΔW x alone; `impl.inject.attach_beside` adds it to W₀'s output.
+Gaussian" (no scale) and `peft` offers N(0, 1/r²) as `init_lora_weights="gaussian"`. There is no LoRA
+dropout (`peft`'s default `lora_dropout=0`): every dropout of a run is T5's, at the recipe's rate. This
+module computes the update ΔW x alone; `impl.inject.attach_beside` adds it to W₀'s output.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from torch.nn import functional as F
 
 
 class LoRAUpdate(nn.Module):
-    """ΔW x = (α / r) · (dropout(x) Aᵀ) Bᵀ: (..., in) -> (..., r) -> (..., out); A, B stored like nn.Linear's
-    weights, A (r, in) and B (out, r)."""
+    """ΔW x = (α / r) · (x Aᵀ) Bᵀ: (..., in) -> (..., r) -> (..., out); A, B stored like nn.Linear's weights,
+    A (r, in) and B (out, r)."""
 
-    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float, dropout: float = 0.0) -> None:
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float) -> None:
         super().__init__()
         if rank < 1:
             raise ValueError(f"rank must be a positive integer, got {rank}")
@@ -30,11 +30,10 @@ class LoRAUpdate(nn.Module):
         self.scaling = alpha / rank  # α / r
         self.weight_a = nn.Parameter(torch.empty(rank, in_features))  # (r, in): A
         self.weight_b = nn.Parameter(torch.zeros(out_features, rank))  # (out, r): B = 0
-        self.dropout = nn.Dropout(dropout) if dropout > 0.0 else nn.Identity()
         nn.init.kaiming_uniform_(self.weight_a, a=math.sqrt(5.0))  # U(−1/√in, 1/√in), as peft
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        down = F.linear(self.dropout(x), self.weight_a)  # (..., r): x Aᵀ
+        down = F.linear(x, self.weight_a)  # (..., r): x Aᵀ
         return F.linear(down, self.weight_b) * self.scaling  # (..., out): (x Aᵀ) Bᵀ · α/r
 
     def extra_repr(self) -> str:

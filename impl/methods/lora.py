@@ -5,9 +5,10 @@ Each chosen dense layer W₀ of T5 (frozen) gains a trained low-rank update,
     h = W₀ x + (α / r) B A x,   A ∈ R^{r×in} ~ U(−1/√in, 1/√in),   B ∈ R^{out×r} = 0,
 
 on q and v of every self-attention and cross-attention (the paper's choice in §7.1 and `peft`'s default for
-T5), r = α = 8 (`peft`'s defaults; the paper sets α to the first r it tries and does not tune it). Only A and
-B train: 2·r·d per layer, 884,736 on t5-base. The update folds into W₀ exactly: W = W₀ + (α/r) B A.
-Each update is a `LoRAUpdate` registered as `<projection>.lora` and added by a forward hook.
+T5), r = α = 8 (`peft`'s defaults; the paper sets α to the first r it tries and does not tune it), no LoRA
+dropout (`peft`'s default: a run's dropouts are T5's, at the recipe's rate). Only A and B train: r·(in + out)
+per layer, 884,736 on t5-base. The update folds into W₀ exactly: W = W₀ + (α/r) B A. Each update is a
+`LoRAUpdate` registered as `<projection>.lora` and added by a forward hook.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ def build(
     *,
     rank: int = 8,
     alpha: float = 8.0,
-    dropout: float = 0.0,
     targets: tuple[Projection, ...] = ("q", "v"),
 ) -> None:
     """LoRA: h = W₀ x + (α/r) B A x on the target projections (q, v of every attention), B = 0 at init."""
@@ -64,8 +64,6 @@ def build(
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
     if not alpha > 0:
         raise MethodArgumentError("alpha", f"must be positive, got {alpha}")
-    if not 0.0 <= dropout < 1.0:
-        raise MethodArgumentError("dropout", f"must be in [0, 1), got {dropout}")
     if not targets:
         raise MethodArgumentError("targets", "must name at least one projection")
     try:
@@ -73,5 +71,5 @@ def build(
     except ValueError as error:
         raise MethodArgumentError("targets", str(error)) from error
     for path, linear in projections:
-        update = LoRAUpdate(linear.in_features, linear.out_features, rank, alpha, dropout)
+        update = LoRAUpdate(linear.in_features, linear.out_features, rank, alpha)
         attach_beside(linear, linear, NAME, update, where=path)
