@@ -221,6 +221,32 @@ def test_a_hostile_set_is_one_line_and_nothing_changes(tmp_path, capsys, overrid
     assert len(line) < 400, "the line quotes the whole hostile value"
 
 
+# LoRA's and (IA)³'s arguments: each refusal names the argument and what it accepts
+REFERENCE_CASES = [
+    ("lora", "method.args.targets=[wi]", "--model=t5_v1_1_base",
+     "method.args.targets: this model has no projection named ['wi'] (a gated feed-forward has wi_0, wi_1)"),
+    ("lora", "method.args.targets=[x]", None, "method.args.targets[0]: Input should be 'q', 'k', 'v', 'o', 'wi'"),
+    ("lora", "method.args.targets=[]", None, "method.args.targets: must name at least one projection"),
+    ("lora", "method.args.rank=0", None, "method.args.rank: must be a positive integer, got 0"),
+    ("lora", "method.args.alpha=-8", None, "method.args.alpha: must be positive, got -8"),
+    ("ia3", "method.args.scale_inputs_of=[o]", None,
+     "method.args.scale_inputs_of: ['o'] are not among the targets ['k', 'v', 'wo']"),
+    ("ia3", "invariants.placement.beside=[wo]", None,
+     "invariants.placement: 'wo' is in both inputs_of and beside: a module is placed one way"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("spec", "override", "model", "expected"), REFERENCE_CASES,
+                         ids=[f"{c[0]}-{c[1][12:40]}" for c in REFERENCE_CASES])  # fmt: skip
+def test_a_bad_reference_method_argument_is_one_line(tmp_path, capsys, spec, override, model, expected):
+    folder = spec_folder(tmp_path)
+    path = folder / f"{spec}.yaml"
+    path.write_text((SPEC.parent / f"{spec}.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    line = one_line_unchanged(capsys, [folder], "budget", path, "--set", override, *([model] if model else []))
+    assert line.startswith(f"{path}: "), line
+    assert expected in line, line
+
+
 # --- config.json folders, safetensors headers ----------------------------------------------------------------
 
 TINY_CONFIG = {"model_type": "t5", **tiny_architecture()}
