@@ -27,25 +27,13 @@ Projection = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
 
 def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The stock T5's parameters with W ← diag(l) W where l rescales the output, W ← W diag(l) where the input."""
-    import torch
+    from impl.methods._dense import folded_state
 
-    vectors = {
-        name.removesuffix(f".{NAME}"): module for name, module in model.named_modules() if name.endswith(f".{NAME}")
-    }
-    state = {}
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if NAME in name.split("."):
-                continue
-            owner, _, leaf = name.rpartition(".")
-            if owner in vectors and leaf == "weight":
-                rescale = vectors[owner]
-                scale = rescale.scale.double()
-                factor = scale[None, :] if rescale.side == "input" else scale[:, None]  # (1, in) or (out, 1)
-                state[name] = (parameter.double() * factor).to(parameter.dtype)  # (out, in)
-            else:
-                state[name] = parameter.detach().clone()
-    return state
+    def fold(rescale: nn.Module, weight: torch.Tensor) -> torch.Tensor:  # (out, in)
+        scale = rescale.scale.double()
+        return weight * (scale[None, :] if rescale.side == "input" else scale[:, None])  # (1, in) or (out, 1)
+
+    return folded_state(model, NAME, fold)
 
 
 @register(NAME, merge=merged_state)

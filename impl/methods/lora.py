@@ -27,25 +27,12 @@ Projection = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
 
 def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The stock T5's parameters with every adapted W₀ replaced by W₀ + (α/r) B A (computed in float64)."""
-    import torch
+    from impl.methods._dense import folded_state
 
-    updates = {
-        name.removesuffix(f".{NAME}"): module for name, module in model.named_modules() if name.endswith(f".{NAME}")
-    }
-    state = {}
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if NAME in name.split("."):
-                continue
-            owner, _, leaf = name.rpartition(".")
-            if owner in updates and leaf == "weight":
-                update = updates[owner]
-                delta = update.weight_b.double() @ update.weight_a.double() * update.scaling  # (out, r) @ (r, in)
-                merged = parameter.double() + delta  # (out, in), nn.Linear's layout
-                state[name] = merged.to(parameter.dtype)
-            else:
-                state[name] = parameter.detach().clone()
-    return state
+    def fold(update: nn.Module, weight: torch.Tensor) -> torch.Tensor:  # (out, in)
+        return weight + update.weight_b.double() @ update.weight_a.double() * update.scaling  # (out, r) @ (r, in)
+
+    return folded_state(model, NAME, fold)
 
 
 @register(NAME, merge=merged_state)
