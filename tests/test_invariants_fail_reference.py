@@ -1,6 +1,7 @@
-"""LoRA's and (IA)³'s invariants (identity_at_init, placement, layer_formula, init_distribution, merged_export)
-fail when the method is broken the way an implementation could be: a changed scaling, an update added to the
-wrong projection, a vector on the wrong side, B not zero, A drawn from another law, a merge off by a sign."""
+"""Every invariant LoRA's and (IA)³'s specs list fails when the method is broken the way an implementation could
+be: a changed scaling, an update added to the wrong projection, a vector on the wrong side, B not zero, A drawn
+from another law, a merge off by a sign, a full-rank or shared update, a frozen B or l_ff, a vector without
+gradient, W₀ written in place, a tensor the loader skips."""
 
 from __future__ import annotations
 
@@ -156,3 +157,102 @@ def test_merged_export_fails_on_a_wrong_merge(check_context, holds, monkeypatch,
 
     monkeypatch.setattr(harness.model.export, "merged_state", broken)
     assert_fails("merged_export", check_context(spec_name), r"merged model's logits differ")
+
+
+# --- budget, counted_once, trainable_set, only_trainable_change, state_roundtrip on LoRA and (IA)³ ------------------
+
+LORA_B = "encoder.block.0.layer.0.SelfAttention.q.lora.weight_b"
+IA3_FF = "encoder.block.0.layer.1.DenseReluDense.wo.ia3.scale"
+
+
+@pytest.mark.parametrize("spec_name, count", [("lora", 884_736), ("ia3", 129_024)])
+def test_budget_fails_on_a_count_one_off(check_context, holds, tiny_model_file, spec_name, count):
+    assert_holds(holds, spec_name, "budget")
+    ctx = check_context(spec_name)
+    budget = ctx.spec.budget.model_copy(update={"trainable_params": count + 1})
+    pattern = rf"counted {count:,} trainable parameters on t5_base, spec says {count + 1:,}"
+    assert_fails("budget", modified(ctx, tiny_model_file, budget=budget), pattern)
+
+
+def test_budget_fails_when_lora_builds_a_full_rank_b(check_context, holds, monkeypatch):
+    """B built (out, out) and A (out, in): a "low-rank" update of full rank, counted, not assumed."""
+    assert_holds(holds, "lora", "budget")
+    init = LoRAUpdate.__init__
+
+    def full_rank(self, in_features, out_features, rank, alpha):
+        init(self, in_features, out_features, out_features, alpha)
+
+    monkeypatch.setattr(LoRAUpdate, "__init__", full_rank)
+    assert_fails("budget", check_context("lora"), r"counted [\d,]+ trainable parameters on t5_base, spec says 884,736")
+
+
+def test_budget_fails_when_every_layer_shares_one_update(check_context, holds, monkeypatch):
+    """Every q and v hold the same LoRAUpdate object: one A and one B counted once, not 72 of each."""
+    assert_holds(holds, "lora", "budget")
+
+    def share(model) -> None:
+        first = next(m for n, m in model.named_modules() if n.endswith(".lora"))
+        for module in list(model.modules()):
+            if hasattr(module, "lora") and module.lora is not first:
+                module._modules["lora"] = first
+                module._forward_hooks.clear()
+                module.register_forward_hook(lambda _, args, output, update=first: output + update(args[0]))
+
+    wrap_builder(monkeypatch, "lora", share)
+    assert_fails("budget", check_context("lora"), r"counted 12,288 trainable parameters on t5_base, spec says 884,736")
+
+
+@pytest.mark.parametrize(
+    "spec_name, trainable",
+    [("lora", ["*.lora.weight_a"]), ("ia3", ["*.k.ia3.*", "*.v.ia3.*"])],
+    ids=["lora-b-frozen", "ia3-l_ff-frozen"],
+)
+def test_trainable_set_fails_when_an_added_parameter_is_frozen(
+    check_context, holds, tiny_model_file, spec_name, trainable
+):
+    assert_holds(holds, spec_name, "trainable_set")
+    broken = modified(check_context(spec_name), tiny_model_file, trainable=trainable)
+    assert_fails("trainable_set", broken, r"added parameters do not train, e\.g\. \[")
+
+
+def test_only_trainable_change_fails_when_a_scale_gets_no_gradient(check_context, holds, monkeypatch):
+    assert_holds(holds, "ia3", "only_trainable_change")
+    monkeypatch.setattr(Rescale, "forward", lambda self, x: x * (self.scale.detach() if self.side == "input" else
+                                                                  self.scale))  # fmt: skip
+    assert_fails("only_trainable_change", check_context("ia3"), r"^4 trainable tensors did not move \(e\.g\. \['.*wo")
+
+
+def test_only_trainable_change_fails_when_lora_writes_into_w0(check_context, holds, monkeypatch):
+    """A merge-in-place after training (W₀ += ΔW, as peft's merge_adapter does): a frozen tensor moved."""
+    import harness.invariants.only_trainable_change as module
+
+    assert_holds(holds, "lora", "only_trainable_change")
+    original = module.train_steps
+
+    def train_then_merge(model, batch, steps, learning_rate, all_parameters=True):
+        original(model, batch, steps, learning_rate, all_parameters)
+        with torch.no_grad():
+            q = model.get_submodule(LORA_B.removesuffix(".lora.weight_b"))
+            q.weight.add_(q.lora.weight_b @ q.lora.weight_a * q.lora.scaling)
+
+    monkeypatch.setattr(module, "train_steps", train_then_merge)
+    assert_fails("only_trainable_change", check_context("lora"), r"1 frozen tensors changed \(e\.g\. \['.*\.q\.weight'")
+
+
+@pytest.mark.parametrize("spec_name, skipped", [("lora", LORA_B), ("ia3", IA3_FF)])
+def test_state_roundtrip_fails_when_loading_skips_a_tensor(check_context, holds, monkeypatch, spec_name, skipped):
+    import harness.invariants.state_roundtrip as module
+
+    assert_holds(holds, spec_name, "state_roundtrip")
+    original = module.load_trainable
+
+    def load_trainable(model, path):
+        parameter = model.get_parameter(skipped)
+        kept = parameter.detach().clone()
+        metadata = original(model, path)
+        with torch.no_grad():
+            parameter.copy_(kept)  # as if the loader never wrote it
+        return metadata
+
+    monkeypatch.setattr(module, "load_trainable", load_trainable)
+    assert_fails("state_roundtrip", check_context(spec_name), r"^outputs differ after loading by \S+$")
