@@ -483,9 +483,17 @@ def test_init_distribution_fails_on_an_added_parameter_without_a_rule(check_cont
 # --- state_roundtrip -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("skipped", ["compacter.phm_rule", "encoder.final_layer_norm.weight"])
-def test_state_roundtrip_fails_when_loading_skips_a_tensor(check_context, holds, monkeypatch, skipped):
-    assert_holds(holds, "compacter", "state_roundtrip")
+@pytest.mark.parametrize(
+    "spec_name, skipped",
+    [
+        ("compacter", "compacter.phm_rule"),
+        ("compacter", "encoder.final_layer_norm.weight"),
+        ("lora", "encoder.block.0.layer.0.SelfAttention.q.lora.weight_b"),
+        ("ia3", "encoder.block.0.layer.1.DenseReluDense.wo.ia3.scale"),
+    ],
+)
+def test_state_roundtrip_fails_when_loading_skips_a_tensor(check_context, holds, monkeypatch, spec_name, skipped):
+    assert_holds(holds, spec_name, "state_roundtrip")
     original = harness.invariants.state_roundtrip.load_trainable
 
     def load_trainable(model, path):
@@ -497,7 +505,7 @@ def test_state_roundtrip_fails_when_loading_skips_a_tensor(check_context, holds,
         return metadata
 
     monkeypatch.setattr(harness.invariants.state_roundtrip, "load_trainable", load_trainable)
-    assert_fails("state_roundtrip", check_context("compacter"), r"^outputs differ after loading by \S+$")
+    assert_fails("state_roundtrip", check_context(spec_name), r"^outputs differ after loading by \S+$")
 
 
 def save_without(omitted: str):
