@@ -83,7 +83,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("spec_name, model, args, expected", CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    "spec_name, model, args, expected", CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_counted_budget_equals_the_formula(spec_name, model, args, expected):
     assert count(spec_name, model, **args) == expected
 

@@ -61,7 +61,7 @@ def lora_on_the_keys(model) -> None:
 def test_placement_fails_when_the_update_is_added_to_another_projection(check_context, holds, monkeypatch):
     assert_holds(holds, "lora", "placement")
     wrap_builder(monkeypatch, "lora", lora_on_the_keys)
-    assert_fails("placement", check_context("lora"), r"\.q: the output is not T\(x\) \+ M\(x\)")
+    assert_fails("placement", check_context("lora"), r"\.q: the output is not T\(x\) \+ lora\(x\)")
 
 
 def test_placement_fails_when_the_spec_declares_the_other_side(check_context, holds, tiny_model_file):
@@ -71,7 +71,7 @@ def test_placement_fails_when_the_spec_declares_the_other_side(check_context, ho
     invariants = {**ctx.spec.invariants, "placement": {
         "sublayers": ["self_attention", "cross_attention", "feed_forward"], "targets": ["k", "v", "wo"]}}  # fmt: skip
     assert_fails(
-        "placement", modified(ctx, tiny_model_file, invariants=invariants), r"\.wo: M cannot compute M\(T\(x\)\)"
+        "placement", modified(ctx, tiny_model_file, invariants=invariants), r"\.wo: ia3 cannot compute ia3\(T\(x\)\)"
     )
 
 

@@ -187,11 +187,13 @@ def test_a_hub_id_is_read_from_the_local_cache(tmp_path, capsys, monkeypatch):
 # what it counts on t5-base: its modules see only k, d and the sites. BitFit adds wi_1's bias and its
 # lm_head bias spans the vocabulary: encoder block 3·768 + 768 + 2·2,048 + 768 + 2·768 = 9,472 × 12 =
 # 113,664; decoder block 6·768 + 2·768 + 2·2,048 + 768 + 3·768 = 13,312 × 12 = 159,744; + V.
-# Intrinsic-SAID trains d = 20,000; prompt tuning 100 × 768; full fine-tuning everything.
+# Intrinsic-SAID trains d = 20,000; prompt tuning 100 × 768; full fine-tuning everything. LoRA (q, v of 72
+# attentions, 768 → 768, r = 8) counts 72 × 8·(768 + 768) = 884,736 as on t5-base; (IA)³ sees the gated
+# d_ff = 2,048 through wo's input: 12·(2·768 + 2,048) + 12·(4·768 + 2,048) = 43,008 + 61,440 = 104,448.
 SAME_AS_T5_BASE = {
     "adapter": 1_855_104, "pfeiffer_adapter": 951_360, "adapter_drop": 1_101_984, "low_rank_adapter": 161_664,
     "phm_adapter": 398_976, "compacter": 161_728, "compacter_pp": 104_704, "prompt_tuning_random": 76_800,
-    "prompt_tuning_tokens": 76_800, "intrinsic_said": 20_000,
+    "prompt_tuning_tokens": 76_800, "intrinsic_said": 20_000, "lora": 884_736, "ia3": 104_448,
 }  # fmt: skip
 FAMILY_BUDGETS = {
     "flan_t5_base": {**SAME_AS_T5_BASE, "bitfit": 113_664 + 159_744 + 32_128, "full_finetune": 247_577_856},

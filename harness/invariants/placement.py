@@ -223,14 +223,19 @@ def check_target_behaviour(model: torch.nn.Module, base: torch.nn.Module, method
         try:
             right, wrong = placed_output(original, added, x, plain, how)
         except RuntimeError as error:  # M's size does not fit where the spec places it
-            raise InvariantViolation(f"{path}: M cannot compute {PLACED[how]} here: {error}") from error
-        compare(got, right, f"{path}: the output is not {PLACED[how]}")
+            raise InvariantViolation(f"{path}: {method} cannot compute {placed(how, method)} here: {error}") from error
+        compare(got, right, f"{path}: the output is not {placed(how, method)}")
         require_distinct(right, wrong, path)
         acting += 1
-    return f"{acting} named modules compute {', '.join(sorted({PLACED[how] for _, _, how in targets}))}"
+    return f"{acting} named modules compute {', '.join(sorted({placed(how, 'M') for _, _, how in targets}))}"
 
 
 PLACED = {"output": "M(T(x))", "input": "T(M(x))", "beside": "T(x) + M(x)"}
+
+
+def placed(how: str, module: str) -> str:
+    """The declared placement's formula with M named: `placed("output", "bitfit")` is "bitfit(T(x))"."""
+    return PLACED[how].replace("M", module)
 
 
 def placed_output(original, added, x: torch.Tensor, plain: torch.Tensor, how: str):
