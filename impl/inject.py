@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:  # torch loads with the model: the method registry and spec validation never import it
     from torch import nn
@@ -85,16 +85,20 @@ def sublayer_sites(
     return sites
 
 
-PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")  # T5's dense layers, by their module names
+# T5's dense layers, by their module names (a method argument's type: `typing.Literal` is checked by validation)
+ProjectionName = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
+PROJECTIONS: tuple[str, ...] = get_args(ProjectionName)
 
 
 def named_projections(model: nn.Module, names: Iterable[str]) -> list[tuple[str, nn.Module]]:
     """(path, nn.Linear) of every dense layer named one of `names` in any sub-layer of any block, in model order
     (self-attention's and cross-attention's q, k, v, o; the feed-forward's wi or wi_0/wi_1, wo). Raises
-    ValueError for a name that is no T5 projection or that this model does not have."""
+    ValueError for no name, a name that is no T5 projection or one that this model does not have."""
     from torch import nn
 
     names = tuple(names)
+    if not names:
+        raise ValueError("must name at least one projection")
     unknown = sorted(set(names) - set(PROJECTIONS))
     if unknown:
         raise ValueError(f"unknown projection(s) {unknown}; expected any of {list(PROJECTIONS)}")

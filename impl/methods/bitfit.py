@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from impl.inject import attach_after, sublayer_sites
+from impl.inject import PROJECTIONS, attach_after, sublayer_sites
 from impl.registry import register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
     from torch import nn
 
 NAME = "bitfit"
-PROJECTIONS = ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo")
 NOT_MERGEABLE = "its biases have no slot: T5's projections, layer norms and lm_head have no bias"
 
 

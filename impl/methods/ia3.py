@@ -13,8 +13,9 @@ W_v ← diag(l_v) W_v, W₂ ← W₂ diag(l_ff). Each vector is a `Rescale` regi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from impl.inject import ProjectionName
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
 NAME = "ia3"
-Projection = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
 
 
 def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -40,22 +40,20 @@ def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def build(
     model: nn.Module,
     *,
-    targets: tuple[Projection, ...] = ("k", "v", "wo"),
-    scale_inputs_of: tuple[Projection, ...] = ("wo",),
+    targets: tuple[ProjectionName, ...] = ("k", "v", "wo"),
+    scale_inputs_of: tuple[ProjectionName, ...] = ("wo",),
 ) -> None:
     """(IA)³: ones-initialised vectors rescale k's and v's outputs and wo's input (l_k, l_v, l_ff)."""
     from impl.inject import attach_after, attach_before, named_projections
     from impl.layers.rescale import Rescale
 
-    if not targets:
-        raise MethodArgumentError("targets", "must name at least one projection")
-    outside = sorted(set(scale_inputs_of) - set(targets))
-    if outside:
-        raise MethodArgumentError("scale_inputs_of", f"{outside} are not among the targets {list(targets)}")
     try:
         projections = named_projections(model, targets)
     except ValueError as error:
         raise MethodArgumentError("targets", str(error)) from error
+    outside = sorted(set(scale_inputs_of) - set(targets))
+    if outside:
+        raise MethodArgumentError("scale_inputs_of", f"{outside} are not among the targets {list(targets)}")
     for path, linear in projections:
         if path.rsplit(".", 1)[-1] in scale_inputs_of:  # l_ff: on γ(W₁ x), the input of W₂
             attach_before(linear, linear, NAME, Rescale(linear.in_features, "input"), where=path)

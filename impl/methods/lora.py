@@ -13,8 +13,9 @@ per layer, 884,736 on t5-base. The update folds into W₀ exactly: W = W₀ + (�
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from impl.inject import ProjectionName
 from impl.registry import MethodArgumentError, register
 
 if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating methods never import it
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # torch loads when the builder runs: listing and validating m
     from torch import nn
 
 NAME = "lora"
-Projection = Literal["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"]
 
 
 def merged_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -41,7 +41,7 @@ def build(
     *,
     rank: int = 8,
     alpha: float = 8.0,
-    targets: tuple[Projection, ...] = ("q", "v"),
+    targets: tuple[ProjectionName, ...] = ("q", "v"),
 ) -> None:
     """LoRA: h = W₀ x + (α/r) B A x on the target projections (q, v of every attention), B = 0 at init."""
     from impl.inject import attach_beside, named_projections
@@ -51,8 +51,6 @@ def build(
         raise MethodArgumentError("rank", f"must be a positive integer, got {rank}")
     if not alpha > 0:
         raise MethodArgumentError("alpha", f"must be positive, got {alpha}")
-    if not targets:
-        raise MethodArgumentError("targets", "must name at least one projection")
     try:
         projections = named_projections(model, targets)
     except ValueError as error:
