@@ -54,8 +54,9 @@ def render_card(
 ) -> str:
     """The card's text: the YAML front matter between `---` lines, then the Markdown body."""
     task = get_task(record.data.task)
+    base = hub_base_model(record.pretrained)  # the hub id of the weights, or None (looked up once, on disk)
     metadata = yaml.safe_dump(
-        front_matter(record, run, task, comparable, not_comparable_reason),
+        front_matter(record, run, task, base, comparable, not_comparable_reason),
         sort_keys=False,
         allow_unicode=True,
         width=1_000_000,  # one line per value: no folding
@@ -64,23 +65,27 @@ def render_card(
         [
             title(record, run, task),
             method_section(record, budget),
-            base_model_section(record),
+            base_model_section(record, base),
             data_section(record, task),
             recipe_section(run.recipe),
             results_section(run, task, record),
             comparability_section(comparable, not_comparable_reason),
-            use_section(record, task),
+            use_section(record, task, base),
         ]
     )
     return f"---\n{metadata}---\n\n{body}\n"
 
 
 def front_matter(
-    record: CheckpointRecord, run: Run, task: Task, comparable: bool, not_comparable_reason: str | None
+    record: CheckpointRecord,
+    run: Run,
+    task: Task,
+    base: str | None,
+    comparable: bool,
+    not_comparable_reason: str | None,
 ) -> dict[str, Any]:
     """The card's metadata (the Hub's model-card keys, and the harness's own under `compacter_harness`)."""
     data: dict[str, Any] = {"library_name": LIBRARY}
-    base = hub_base_model(record.pretrained)
     if base is not None:
         data["base_model"] = base
     data["tags"] = tags(record, task)
@@ -175,7 +180,7 @@ def method_section(record: CheckpointRecord, budget: BudgetInfo | None) -> str:
     return "\n\n".join(parts)
 
 
-def base_model_section(record: CheckpointRecord) -> str:
+def base_model_section(record: CheckpointRecord, base: str | None) -> str:
     architecture = record.model.architecture
     rows = [
         ("model", code(record.model.name)),
@@ -184,7 +189,6 @@ def base_model_section(record: CheckpointRecord) -> str:
         ("encoder, decoder blocks", f"{architecture.num_layers}, {architecture.num_decoder_layers}"),
         ("vocabulary", f"{architecture.vocab_size:,}"),
     ]
-    base = hub_base_model(record.pretrained)
     if base is not None:
         weights = f"The pretrained weights of the hub model [{base}](https://huggingface.co/{base}) (`base_model`)."
     elif record.pretrained is not None:
@@ -254,12 +258,12 @@ def comparability_section(comparable: bool, reason: str | None) -> str:
     return "\n\n".join(["## Comparability with the paper", verdict])
 
 
-def use_section(record: CheckpointRecord, task: Task) -> str:
+def use_section(record: CheckpointRecord, task: Task, base: str | None) -> str:
     from impl.registry import get
 
     fidelity = Fidelity.from_section(record.data.fidelity)
     example = format_source(task, {field.column: "…" for field in task.fields}, record.data.prefix_task_name, fidelity)
-    base = "" if record.pretrained is None or hub_base_model(record.pretrained) else ', base_model="T5 FOLDER"'
+    override = "" if record.pretrained is None or base else ', base_model="T5 FOLDER"'
     merge = get(record.method).merge
     reads = ""
     if record.data.origin == "files":
@@ -273,7 +277,7 @@ def use_section(record: CheckpointRecord, task: Task) -> str:
             "## Use",
             f"With {LIBRARY} installed (the set-up of its README), FOLDER being this folder (on disk, or downloaded "
             "with `huggingface_hub.snapshot_download`):",
-            f'```python\nimport harness\n\nmodel, tokenizer = harness.load("FOLDER"{base})\n```',
+            f'```python\nimport harness\n\nmodel, tokenizer = harness.load("FOLDER"{override})\n```',
             "```bash\n"
             "python -m harness eval FOLDER --split test --json     # the test scores above, exactly\n"
             f"python -m harness predict FOLDER --text {json.dumps(example, ensure_ascii=False)}\n"
