@@ -163,15 +163,27 @@ def spec_number(ctx: CheckContext, key: str) -> float:
     return value
 
 
-def check_host_formula(ctx: CheckContext, model: nn.Module, modules: dict[str, nn.Module], layer: str) -> str:
-    """The dense layer holding each module computes LoRA's or (IA)³'s equation (a module kept elsewhere fails)."""
+def module_outputs(modules: dict[str, nn.Module], options: FormulaOptions, activation: str | None):
+    """(name, the module's output, its paper equation) for each module, on y ~ N(0, 1); for an adapter, the
+    activations are first shown apart on its D(y)."""
+    generator = torch.Generator().manual_seed(1)
+    for name, module in modules.items():
+        y = torch.randn(2, 5, width(module, options.layer), generator=generator, dtype=torch.float64)  # (B, T, k)
+        with torch.no_grad():
+            if options.layer == "added_bias":
+                want = y + parameter(module, "bias")
+            else:
+                want = adapter_reference(module, y, options.layer, activation)
+                check_discriminates(module, y, options, activation, name)
+            yield name, module(y), want
+
+
+def host_outputs(ctx: CheckContext, model: nn.Module, modules: dict[str, nn.Module], layer: str):
+    """(path, the dense layer's output, LoRA's or (IA)³'s equation) for the dense layer holding each module, on
+    y ~ N(0, 1); a module held by anything but a dense layer is a violation."""
     if layer == "lora":
         rank, alpha = spec_number(ctx, "rank"), spec_number(ctx, "alpha")
-        equation = f"y W₀ᵀ + ({alpha:g}/{rank:g}) y Aᵀ Bᵀ"
-    else:
-        equation = "l ⊙ (y Wᵀ) (keys, values), (l ⊙ y) W₂ᵀ (wo)"
     generator = torch.Generator().manual_seed(1)
-    worst = 0.0
     for name, module in modules.items():
         path = name.rsplit(".", 1)[0]
         host = model.get_submodule(path)
@@ -179,16 +191,22 @@ def check_host_formula(ctx: CheckContext, model: nn.Module, modules: dict[str, n
             raise InvariantViolation(f"{name} is not held by a dense layer: {path} is {type(host).__name__}")
         y = torch.randn(2, 5, host.in_features, generator=generator, dtype=torch.float64)  # (B, T, in)
         with torch.no_grad():
-            got = host(y)  # (B, T, out)
             if layer == "lora":
                 want = lora_reference(host, module, y, rank, alpha)
             else:
                 want = rescale_reference(host, module, y, path.rsplit(".", 1)[-1])
+            yield path, host(y), want  # (B, T, out)
+
+
+def worst_error(outputs, equation: str) -> float:
+    """The largest relative error over (where, output, reference) triples; above TOLERANCE, a violation."""
+    worst = 0.0
+    for where, got, want in outputs:
         error = relative_error(got, want)
         if not error <= TOLERANCE:
-            raise InvariantViolation(f"{path} differs from {equation} by {error:.3g} (relative)")
+            raise InvariantViolation(f"{where} differs from {equation} by {error:.3g} (relative)")
         worst = max(worst, error)
-    return f"{len(modules)} dense layers with random {ctx.method_name} weights equal {equation} (worst {worst:.1g})"
+    return worst
 
 
 def check_discriminates(adapter: nn.Module, y: torch.Tensor, options: FormulaOptions, activation: str, where: str):
@@ -216,21 +234,12 @@ def layer_formula(ctx: CheckContext, options: FormulaOptions) -> str:
     if not modules:
         raise InvariantViolation(f"no module is registered as <path>.{method}: nothing to check")
     if options.layer in ("lora", "rescale"):
-        return check_host_formula(ctx, model, modules, options.layer)
+        if options.layer == "lora":
+            equation = f"y W₀ᵀ + ({spec_number(ctx, 'alpha'):g}/{spec_number(ctx, 'rank'):g}) y Aᵀ Bᵀ"
+        else:
+            equation = "l ⊙ (y Wᵀ) (keys, values), (l ⊙ y) W₂ᵀ (wo)"
+        worst = worst_error(host_outputs(ctx, model, modules, options.layer), equation)
+        return f"{len(modules)} dense layers with random {method} weights equal {equation} (worst {worst:.1g})"
     equation = "y + b" if options.layer == "added_bias" else f"y + U({activation}(D(y))) with {options.layer} D, U"
-    generator = torch.Generator().manual_seed(1)
-    worst = 0.0
-    for name, module in modules.items():
-        y = torch.randn(2, 5, width(module, options.layer), generator=generator, dtype=torch.float64)  # (B, T, k)
-        with torch.no_grad():
-            got = module(y)
-            if options.layer == "added_bias":
-                want = y + parameter(module, "bias")
-            else:
-                want = adapter_reference(module, y, options.layer, activation)
-                check_discriminates(module, y, options, activation, name)
-        error = relative_error(got, want)
-        if not error <= TOLERANCE:
-            raise InvariantViolation(f"{name} differs from {equation} by {error:.3g} (relative)")
-        worst = max(worst, error)
+    worst = worst_error(module_outputs(modules, options, activation), equation)
     return f"{len(modules)} modules with random weights equal {equation} written from the paper (worst {worst:.1g})"
