@@ -70,3 +70,27 @@ def run_pair(root: Path, deepspeed: str) -> tuple[Path, Path]:
     assert main(["run", SPEC, *SMALL, *keep, "--output-dir", str(root / "straight")]) == EXIT_OK
     interrupted_run(root / "stopped", 4, *keep)
     return root / "straight", root / "stopped"
+
+
+def full_finetune_copy(best: Path, folder: Path) -> Path:
+    """`best` (a smoke run's checkpoint) copied to `folder` as a Full fine-tuning checkpoint of the same random
+    backbone, its tensors as drawn, untrained: a checkpoint `export --merged` folds, made in a second rather than
+    trained. Every other file of `best` (tokenizer, model card) comes along."""
+    import json
+    import shutil
+
+    from harness.model.backbone import build_t5
+    from harness.model.build import apply_to
+    from harness.model.record import ADAPTER_FILE, RECORD_FILE, read_record
+    from impl.state import save_trainable
+
+    shutil.copytree(best, folder)
+    record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+    record.update(method="full_finetune", arguments={}, trainable=["*"], spec="full_finetune")
+    (folder / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
+    made = read_record(folder)
+    model = build_t5(made.model, device="cpu", seed=made.random_seed)
+    apply_to(model, made.method, made.arguments, made.trainable)
+    (folder / ADAPTER_FILE).unlink()
+    save_trainable(model, folder / ADAPTER_FILE)
+    return folder

@@ -24,6 +24,7 @@ from harness.cli import EXIT_OK, main
 from harness.errors import ModelError
 from harness.model.record import ADAPTER_FILE, RECORD_FILE
 from tests.conftest import SPEC_DIR
+from tests.run_helpers import full_finetune_copy
 from tests.test_bad_inputs import one_line, one_line_unchanged
 
 # --- checkpoints to break ----------------------------------------------------------------------------------------
@@ -47,24 +48,8 @@ def broken(tiny_run, tmp_path) -> Path:
 
 @pytest.fixture(scope="module")
 def full_checkpoint(tiny_run, tmp_path_factory) -> Path:
-    """A Full fine-tuning checkpoint of the smoke run's random backbone (its tensors as drawn, untrained): a
-    checkpoint `export --merged` folds, made in a second rather than trained."""
-    from harness.model.backbone import build_t5
-    from harness.model.build import apply_to
-    from harness.model.record import read_record
-    from impl.state import save_trainable
-
-    folder = tmp_path_factory.mktemp("full") / "best"
-    shutil.copytree(tiny_run / "rte" / "seed42" / "best", folder)
-    record = read_json(folder / RECORD_FILE)
-    record.update(method="full_finetune", arguments={}, trainable=["*"], spec="full_finetune")
-    (folder / RECORD_FILE).write_text(json.dumps(record), encoding="utf-8")
-    made = read_record(folder)
-    model = build_t5(made.model, device="cpu", seed=made.random_seed)
-    apply_to(model, made.method, made.arguments, made.trainable)
-    (folder / ADAPTER_FILE).unlink()
-    save_trainable(model, folder / ADAPTER_FILE)
-    return folder
+    """A Full fine-tuning checkpoint of the smoke run's random backbone (`full_finetune_copy`)."""
+    return full_finetune_copy(tiny_run / "rte" / "seed42" / "best", tmp_path_factory.mktemp("full") / "best")
 
 
 @pytest.fixture

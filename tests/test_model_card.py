@@ -225,22 +225,10 @@ def test_export_of_a_folder_with_a_card_writes_the_stock_t5_only(plain_runs, tmp
     (its `harness.load` instructions) stays behind. The checkpoint is made Full fine-tuning of the smoke run's
     random backbone, untrained, to have one that folds."""
     from harness.cli import EXIT_OK, main
-    from harness.model.backbone import build_t5
-    from harness.model.build import apply_to
-    from harness.model.record import read_record
-    from impl.state import save_trainable
+    from tests.run_helpers import full_finetune_copy
 
-    folder = tmp_path / "best"
-    shutil.copytree(plain_runs[0] / "rte" / "seed42" / "best", folder)
+    folder = full_finetune_copy(plain_runs[0] / "rte" / "seed42" / "best", tmp_path / "best")
     assert (folder / "README.md").is_file()
-    saved = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
-    saved.update(method="full_finetune", arguments={}, trainable=["*"], spec="full_finetune")
-    (folder / RECORD_FILE).write_text(json.dumps(saved), encoding="utf-8")
-    made = read_record(folder)
-    model = build_t5(made.model, device="cpu", seed=made.random_seed)
-    apply_to(model, made.method, made.arguments, made.trainable)
-    (folder / ADAPTER_FILE).unlink()
-    save_trainable(model, folder / ADAPTER_FILE)
     assert main(["export", str(folder), "--merged", str(tmp_path / "merged")]) == EXIT_OK
     assert (tmp_path / "merged" / "config.json").is_file() and not (tmp_path / "merged" / "README.md").exists()
 
